@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` runs the bridge beside local
+# simulators; `make test` runs the whole suite (lint, types, tests on SQLite and
+# PostgreSQL). Both set up what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test check lint types pytest services bench clean
+
+demo: $(VENV)/.installed
+	$(BIN)/drip-bridge demo
+
+test: check
+
+check: lint types pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(VENV)/.installed
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed services
+	$(BIN)/pytest
+
+# PostgreSQL for the Postgres half of the suite: start the machine's cluster if it is down.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  command -v pg_ctlcluster >/dev/null && \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start && \
+	  sleep 2; } || echo "PostgreSQL is not running and could not be started"
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

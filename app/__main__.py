@@ -1,0 +1,5 @@
+"""`python -m app` is `drip-bridge`."""
+
+from app.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""Commands that run the bridge: `serve` and `check`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from gunicorn.app.base import BaseApplication
+
+from app import gunicorn_conf, store
+from app.delivery.errors import DeliveryError
+from app.delivery.runner import drip_client
+
+GUNICORN_SETTINGS = (
+    "workers", "worker_class", "threads", "timeout", "graceful_timeout", "keepalive",
+    "on_starting", "child_exit", "worker_exit",
+)  # fmt: skip
+
+
+def this_app() -> Flask:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
+
+
+@click.command("serve", help="Web server with an in-process delivery worker (one machine).")
+@click.option("--port", type=int, help="HTTP port (default: PORT, else 8000).")
+@click.option("--no-worker", is_flag=True, help="Serve HTTP only; run `drip-bridge worker` apart.")
+def serve(port: int | None, no_worker: bool) -> None:
+    app = this_app()
+    engine = app.extensions["engine"]
+    store.upgrade(engine)
+    engine.dispose()  # no connection may cross the fork into the web workers
+    options: dict[str, Any] = {name: getattr(gunicorn_conf, name) for name in GUNICORN_SETTINGS}
+    options["bind"] = f"0.0.0.0:{port or app.config['BRIDGE'].port}"
+    if not no_worker:
+        options["post_worker_init"] = gunicorn_conf.start_delivery
+    mode = "web only" if no_worker else "web and delivery"
+    click.echo(f"drip-bridge serving on http://{options['bind']} ({mode})")
+    Gunicorn(app, options).run()
+
+
+class Gunicorn(BaseApplication):  # type: ignore[misc]
+    """Gunicorn serving an app object built here (no import string needed)."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+@click.command("check", help="Validate the configuration and the Drip credentials.")
+def check() -> None:
+    app = this_app()
+    cfg = app.config["BRIDGE"]
+    click.echo(
+        f"configuration: ok (Drip account {cfg.drip_account_id}, store {_store_kind(cfg.database_url)})"
+    )
+    try:
+        user = drip_client(app).whoami()
+    except DeliveryError as exc:
+        raise click.ClickException(f"Drip refused the check (GET /v2/user): {exc.message}") from exc
+    users = user.get("users") or [{}]
+    click.echo(f"Drip credentials: ok (token of {users[0].get('email', 'unknown user')})")
+    base = "https://<your-bridge-host>"
+    click.echo("\nSegment Webhooks destination settings:")
+    click.echo(f"  Webhook URL:   {base}/segment")
+    if cfg.segment_shared_secret:
+        click.echo("  Shared Secret: the value of SEGMENT_SHARED_SECRET")
+    else:
+        click.echo("  Header:        Authorization: Bearer <BRIDGE_WRITE_KEY>")
+    click.echo("Segment libraries: host=" + base + ", write key = BRIDGE_WRITE_KEY")
+    if cfg.drip_webhook_token:
+        click.echo(
+            f"\nDrip webhook URL (Settings > Webhooks): {base}/drip/webhook?token=<DRIP_WEBHOOK_TOKEN>"
+        )
+
+
+def _store_kind(url: str) -> str:
+    return "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(serve)
+    app.cli.add_command(check)

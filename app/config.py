@@ -1,0 +1,187 @@
+"""Configuration: read once from the environment, checked at start.
+
+Every reader raises `ConfigError` naming the variable and what is wrong, so a bad
+deployment stops with one line (exit status 2) instead of failing later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A budget of `count` calls per `period` seconds."""
+
+    count: int
+    period: float
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}s"
+
+
+@dataclass(frozen=True)
+class Config:
+    drip_account_id: str
+    drip_api_token: str = field(repr=False)
+    drip_api_url: str = "https://api.getdrip.com"
+    drip_campaign_id: str | None = None
+    drip_rate_limit: Rate = Rate(3600, 3600)
+    drip_batch_rate_limit: Rate = Rate(50, 3600)
+    drip_webhook_token: str | None = field(default=None, repr=False)
+    drip_forward_events: frozenset[str] | None = None  # None: all but custom events
+    segment_write_key: str | None = field(default=None, repr=False)
+    segment_api_host: str = "https://api.segment.io"
+    segment_shared_secret: str | None = field(default=None, repr=False)
+    bridge_write_key: str | None = field(default=None, repr=False)
+    database_url: str = ""
+    admin_password: str | None = field(default=None, repr=False)
+    port: int = 8000
+    log_format: str = "text"
+    max_body_bytes: int = 512 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, instance_path: str = ".") -> Config:
+        """Build and check the configuration from `env` (default: `os.environ`)."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        return cls(
+            drip_account_id=_account_id(get("DRIP_ACCOUNT_ID")),
+            drip_api_token=_required("DRIP_API_TOKEN", get("DRIP_API_TOKEN")),
+            drip_api_url=_url("DRIP_API_URL", get("DRIP_API_URL") or cls.drip_api_url),
+            drip_campaign_id=_digits("DRIP_CAMPAIGN_ID", get("DRIP_CAMPAIGN_ID")),
+            drip_rate_limit=parse_rate("DRIP_RATE_LIMIT", get("DRIP_RATE_LIMIT") or "3600/hour"),
+            drip_batch_rate_limit=parse_rate(
+                "DRIP_BATCH_RATE_LIMIT", get("DRIP_BATCH_RATE_LIMIT") or "50/hour"
+            ),
+            drip_webhook_token=get("DRIP_WEBHOOK_TOKEN"),
+            drip_forward_events=_events(get("DRIP_FORWARD_EVENTS")),
+            segment_write_key=get("SEGMENT_WRITE_KEY"),
+            segment_api_host=_url(
+                "SEGMENT_API_HOST", get("SEGMENT_API_HOST") or cls.segment_api_host
+            ),
+            segment_shared_secret=get("SEGMENT_SHARED_SECRET"),
+            bridge_write_key=get("BRIDGE_WRITE_KEY"),
+            database_url=_database_url(get("DATABASE_URL"), instance_path),
+            admin_password=get("ADMIN_PASSWORD"),
+            port=_port(get("PORT")),
+            log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log()),
+        )
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
+        return replace(self, **overrides)
+
+
+def _required(name: str, value: str | None) -> str:
+    if value is None:
+        raise ConfigError(f"{name} is required but not set")
+    return value
+
+
+def _account_id(value: str | None) -> str:
+    value = _required("DRIP_ACCOUNT_ID", value)
+    if not re.fullmatch(r"\d{7,9}", value):
+        raise ConfigError(f'DRIP_ACCOUNT_ID must be 7-9 digits, got "{value}"')
+    return value
+
+
+def _digits(name: str, value: str | None) -> str | None:
+    if value is not None and not value.isdigit():
+        raise ConfigError(f'{name} must be a number (a Drip campaign id), got "{value}"')
+    return value
+
+
+def _events(value: str | None) -> frozenset[str] | None:
+    """DRIP_FORWARD_EVENTS: `all`, or Drip event names (`subscriber.` optional)."""
+    from app.mapping.to_segment import DRIP_EVENTS
+
+    if value is None:
+        return None
+    if value == "all":
+        return frozenset(DRIP_EVENTS)
+    names = {n.strip() for n in value.split(",") if n.strip()}
+    events = {n if n.startswith("subscriber.") else f"subscriber.{n}" for n in names}
+    unknown = sorted(events - set(DRIP_EVENTS))
+    if unknown:
+        raise ConfigError(
+            f"DRIP_FORWARD_EVENTS names unknown Drip events: {', '.join(unknown)} "
+            "(use names like opened_email, or all)"
+        )
+    return frozenset(events)
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f'{name} must be an http(s) URL, got "{value}"')
+    return value.rstrip("/")
+
+
+def parse_rate(name: str, value: str) -> Rate:
+    """Parse `<count>/<period>`: period is second|minute|hour|day or `<n>s`."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(second|minute|hour|day|\d+s)\s*", value)
+    if not match or int(match[1]) == 0:
+        raise ConfigError(
+            f'{name} must look like "3600/hour" or "100/10s" (a positive count), got "{value}"'
+        )
+    unit = match[2]
+    period = PERIODS[unit] if unit in PERIODS else int(unit[:-1])
+    if period == 0:
+        raise ConfigError(f'{name} period must be at least 1s, got "{value}"')
+    return Rate(int(match[1]), float(period))
+
+
+def _database_url(value: str | None, instance_path: str) -> str:
+    if value is None:
+        path = Path(instance_path) / "drip-bridge.sqlite3"
+        return f"sqlite:///{path.resolve()}"
+    # Heroku still hands out postgres://, which SQLAlchemy 2 no longer accepts.
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix) :]
+    if value.startswith(("sqlite:", "postgresql+psycopg:")):
+        return value
+    raise ConfigError(
+        f'DATABASE_URL must start with sqlite:/// or postgres(ql)://, got "{_redact(value)}"'
+    )
+
+
+def _redact(url: str) -> str:
+    """Hide the password of a database URL."""
+    return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def _port(value: str | None) -> int:
+    if value is None:
+        return 8000
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f'PORT must be a number from 1 to 65535, got "{value}"')
+    return int(value)
+
+
+def _choice(name: str, value: str | None, choices: tuple[str, ...], default: str) -> str:
+    if value is None:
+        return default
+    if value not in choices:
+        raise ConfigError(f'{name} must be one of {", ".join(choices)}, got "{value}"')
+    return value
+
+
+def _default_log() -> str:
+    return "json" if "gunicorn" in os.environ.get("SERVER_SOFTWARE", "") else "text"

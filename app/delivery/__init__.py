@@ -1,0 +1,1 @@
+"""HTTP out: the worker claims stored rows and delivers them to Drip and Segment."""

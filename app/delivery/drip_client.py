@@ -1,0 +1,111 @@
+"""The one door to Drip's API: base URL, auth, User-Agent, timeout, error mapping.
+
+Endpoints and bodies follow Drip's docs (DripEmail/api-docs, source/includes):
+rest/_subscribers.md, rest/_events.md, rest/_campaigns.md, rest/_batch_api.md,
+shopper_activity/_order.md; errors in rest/_errors.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import requests
+
+from app import __version__
+from app.delivery.errors import DeliveryError, from_status, parse_retry_after
+
+Record = dict[str, Any]
+Wrap = Callable[[list[Record]], Any]
+
+# kind -> (path, body); paths hold {account} and, for campaigns, {campaign}.
+INDIVIDUAL: dict[str, tuple[str, Wrap]] = {
+    "subscriber": ("/v2/{account}/subscribers", lambda rs: {"subscribers": rs}),
+    "event": ("/v2/{account}/events", lambda rs: {"events": rs}),
+    "campaign": ("/v2/{account}/campaigns/{campaign}/subscribers", lambda rs: {"subscribers": rs}),
+    "order": ("/v3/{account}/shopper_activity/order", lambda rs: rs[0]),
+}
+BATCH: dict[str, tuple[str, Wrap]] = {
+    "subscriber": (
+        "/v2/{account}/subscribers/batches",
+        lambda rs: {"batches": [{"subscribers": rs}]},
+    ),
+    "event": ("/v2/{account}/events/batches", lambda rs: {"batches": [{"events": rs}]}),
+    "order": ("/v3/{account}/shopper_activity/order/batch", lambda rs: {"orders": rs}),
+}
+BATCH_MAX = 1000  # records per batch call (rest/_batch_api.md)
+USER_AGENT = f"drip-bridge/{__version__} (+https://github.com/drip-bridge/drip-bridge)"
+
+
+class DripClient:
+    def __init__(self, base_url: str, account_id: str, token: str, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.account_id = account_id
+        self.session = requests.Session()
+        self.session.auth = (token, "")  # the token is the Basic user, empty password
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.timeout = timeout
+
+    def send(self, kind: str, record: Record, campaign_id: str | None = None) -> None:
+        """Deliver one record to its individual endpoint."""
+        path, wrap = INDIVIDUAL[kind]
+        self._post(path.format(account=self.account_id, campaign=campaign_id), wrap([record]))
+
+    def send_batch(self, kind: str, records: Sequence[Record]) -> None:
+        """Deliver 1 to 1000 records in one batch call (processed later by Drip)."""
+        path, wrap = BATCH[kind]
+        self._post(path.format(account=self.account_id), wrap(list(records)))
+
+    def whoami(self) -> dict[str, Any]:
+        """GET /v2/user: proves the token works."""
+        response = self._request("GET", "/v2/user", None)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _post(self, path: str, body: Any) -> None:
+        self._request("POST", path, body)
+
+    def _request(self, method: str, path: str, body: Any) -> requests.Response:
+        try:
+            response = self.session.request(
+                method, self.base_url + path, json=body, timeout=self.timeout
+            )
+        except requests.Timeout as exc:
+            raise DeliveryError(
+                f"Drip did not answer within {self.timeout:g}s", code="timeout"
+            ) from exc
+        except requests.RequestException as exc:
+            raise DeliveryError(
+                f"cannot reach Drip: {type(exc).__name__}", code="connection_error"
+            ) from exc
+        if response.ok:
+            return response
+        code, message = drip_error(response)
+        raise from_status(
+            response.status_code,
+            code,
+            message,
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+
+def drip_error(response: requests.Response) -> tuple[str, str]:
+    """Drip's error code and message from any of its error bodies (rest/_errors.md)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    status = response.status_code
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            attribute = f" ({first['attribute']})" if first.get("attribute") else ""
+            return str(
+                first.get("code") or f"http_{status}"
+            ), f"{first.get('message', '')}{attribute}"
+        # 429: {"message": ...}; 400 bad JSON: {"status": 400, "error": ...}
+        text = body.get("message") or body.get("error")
+        if text:
+            return ("rate_limited" if status == 429 else f"http_{status}"), str(text)
+    return f"http_{status}", f"Drip answered HTTP {status}"

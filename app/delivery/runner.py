@@ -1,0 +1,52 @@
+"""Builds the worker from the app's configuration and runs it (CLI and in-process)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+from flask import Flask, current_app
+
+from app.delivery.drip_client import DripClient
+from app.delivery.drip_sender import DripSender
+from app.delivery.segment_sender import SegmentSender
+from app.delivery.worker import Sender, Worker
+from app.store.outbox import LEASE_SECONDS
+
+
+def drip_client(app: Flask) -> DripClient:
+    cfg = app.config["BRIDGE"]
+    return DripClient(cfg.drip_api_url, cfg.drip_account_id, cfg.drip_api_token)
+
+
+def create_worker(app: Flask, lease: float = LEASE_SECONDS) -> Worker:
+    """A worker for Drip, and for Segment when SEGMENT_WRITE_KEY is set."""
+    cfg = app.config["BRIDGE"]
+    senders: list[Sender] = [DripSender(drip_client(app))]
+    if cfg.segment_write_key:
+        senders.append(SegmentSender(cfg.segment_write_key, cfg.segment_api_host))
+    return Worker(app.extensions["engine"], senders, lease=lease)
+
+
+def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
+    """Run a worker beside the web server (`drip-bridge serve`)."""
+    stop = threading.Event()
+    worker = create_worker(app)
+    thread = threading.Thread(target=worker.run, args=(stop,), name="delivery", daemon=True)
+    thread.start()
+    return thread, stop
+
+
+@click.command("worker", help="Run the delivery worker alone (the worker process).")
+@click.option("--lease", default=LEASE_SECONDS, show_default=True, help="Seconds a claim is held.")
+def worker_command(lease: float) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    create_worker(app, lease).run(stop)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(worker_command)

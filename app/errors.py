@@ -1,0 +1,56 @@
+"""One error shape for every HTTP error, registered once in the factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+
+class ApiError(Exception):
+    """An HTTP error answered as `{"error": {"code", "message", "details"}}`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+def error_response(error: ApiError) -> Response:
+    body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
+    response = jsonify(body)
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+# Werkzeug's own errors (routing, size limit) in our shape, with actionable text.
+_HTTP_MESSAGES = {
+    404: ("not_found", "No such endpoint; see the README for the bridge's endpoints."),
+    405: ("method_not_allowed", "This endpoint does not accept that method; use POST."),
+    413: ("payload_too_large", "The body is over the size limit; send fewer messages per request."),
+}
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code, message = _HTTP_MESSAGES.get(
+        status, ((exc.name or "error").lower().replace(" ", "_"), exc.description or "")
+    )
+    return error_response(ApiError(status, code, message))
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(ApiError, error_response)
+    app.register_error_handler(HTTPException, _http_error)

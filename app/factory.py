@@ -1,0 +1,31 @@
+"""The application factory: defaults, then the environment, then a test override."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from app import commands, errors, logs, ops, store
+from app.config import Config
+from app.delivery import runner
+from app.ingest import drip_webhook, segment
+
+
+def create_app(config: Config | None = None, **overrides: Any) -> Flask:
+    """Build the bridge. `config` defaults to the environment (raises ConfigError)."""
+    app = Flask(__name__, instance_relative_config=True)
+    bridge = config or Config.from_env(instance_path=app.instance_path)
+    if overrides:
+        bridge = bridge.with_overrides(overrides)
+    app.config["BRIDGE"] = bridge
+    app.config["MAX_CONTENT_LENGTH"] = bridge.max_body_bytes
+    logs.init_app(app)
+    errors.init_app(app)
+    store.init_app(app)
+    segment.init_app(app)
+    drip_webhook.init_app(app)
+    ops.init_app(app)
+    runner.init_app(app)
+    commands.init_app(app)
+    return app

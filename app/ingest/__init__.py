@@ -1,0 +1,1 @@
+"""HTTP in: Segment messages and Drip webhooks, checked and stored before the answer."""

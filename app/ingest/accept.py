@@ -1,0 +1,139 @@
+"""Store accepted messages: de-duplicate, map, remember identities, enqueue.
+
+One request is one transaction, so an answer of 200 means every accepted message
+of it is committed; when the store fails, nothing of the request is acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from app import metrics
+from app.config import Config
+from app.ingest.segment_schema import problems
+from app.mapping.to_drip import map_message
+from app.mapping.to_segment import is_echo
+from app.mapping.types import Options, Outcome
+from app.store import outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    """The answer to one ingest request."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "success": True,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+        }
+        if self.problems:
+            body["problems"] = self.problems
+        return body
+
+
+def message_id(message: dict[str, Any]) -> str:
+    """Segment's messageId, or a content hash so that exact re-sends still de-duplicate."""
+    given = message.get("messageId")
+    if isinstance(given, str | int) and not isinstance(given, bool) and str(given):
+        return str(given)
+    canonical = json.dumps(message, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha1-" + hashlib.sha1(canonical.encode()).hexdigest()
+
+
+def store_segment(
+    engine: sa.Engine, config: Config, messages: list[Any], max_message_bytes: int | None = None
+) -> Summary:
+    """Validate, map and store Segment messages; the bad ones are skipped with a reason."""
+    summary, now = Summary(), time.time()
+    options = Options(campaign_id=config.drip_campaign_id)
+    with engine.begin() as conn:
+        for message in messages:
+            reason, detail = _reject_reason(message, max_message_bytes)
+            if reason:
+                _skip(conn, summary, message, reason, detail, now)
+            else:
+                _store_one(conn, summary, message, options, now)
+    _count("segment", len(messages), summary)
+    return summary
+
+
+def _count(source: str, received: int, summary: Summary) -> None:
+    """Metrics for a committed request (nothing is counted for a failed one)."""
+    metrics.RECEIVED.labels(source).inc(received)
+    metrics.ACCEPTED.labels(source).inc(summary.accepted)
+    metrics.DUPLICATES.labels(source).inc(summary.duplicates)
+    for entry in summary.skipped:
+        metrics.SKIPPED.labels(source, entry["reason"]).inc()
+
+
+def _reject_reason(message: Any, max_bytes: int | None) -> tuple[str | None, str | None]:
+    detail = problems(message)
+    if detail:
+        return "invalid_message", detail
+    if max_bytes and len(json.dumps(message, separators=(",", ":"))) > max_bytes:
+        return "too_large", f"a message may be at most {max_bytes // 1024} KB"
+    if is_echo(message):
+        return "loop_guard", "sent to Segment by drip-bridge itself; not sent back to Drip"
+    return None, None
+
+
+def _store_one(
+    conn: sa.Connection, summary: Summary, message: dict[str, Any], options: Options, now: float
+) -> None:
+    mid = message_id(message)
+    if not outbox.accept(conn, mid, "segment", message, now):
+        summary.duplicates += 1
+        return
+    ids = (message.get(k) for k in ("userId", "anonymousId", "previousId"))
+    known = outbox.known_emails(conn, (str(i) for i in ids if i))
+    outcome = map_message(message, known, options)
+    outbox.learn(conn, outcome.learned, now)
+    for problem in outcome.problems:
+        summary.problems.append(
+            {"messageId": mid, "field": problem.field, "reason": problem.reason}
+        )
+    if outcome.skip:
+        _skip(conn, summary, message, outcome.skip, None, now)
+        return
+    outbox.enqueue(conn, mid, _pending(conn, outcome, now), now)
+    summary.accepted += 1
+
+
+def _pending(conn: sa.Connection, outcome: Outcome, now: float) -> list[outbox.Pending]:
+    """Drip calls to make; a campaign subscription only the first time (SPEC 4.2)."""
+    return [
+        outbox.Pending("drip", c.kind, c.email.lower(), c.record, c.campaign_id)
+        for c in outcome.calls
+        if c.campaign_id is None or outbox.join_campaign(conn, c.email.lower(), c.campaign_id, now)
+    ]
+
+
+def _skip(
+    conn: sa.Connection,
+    summary: Summary,
+    message: Any,
+    reason: str,
+    detail: str | None,
+    now: float,
+) -> None:
+    mid = message_id(message) if isinstance(message, dict) else None
+    outbox.record_skip(conn, "segment", mid, reason, detail, message, now)
+    entry = {"messageId": mid, "reason": reason} | ({"detail": detail} if detail else {})
+    summary.skipped.append(entry)
+    log.info("skipped segment message %s: %s", mid, detail or reason)

@@ -1,0 +1,111 @@
+"""Who may post Segment messages: a Webhooks signature or the bridge write key.
+
+All comparisons are constant-time; with no secret configured the endpoints fail
+closed (503) with a message that says what to set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+
+from flask import Request
+
+from app.config import Config
+from app.errors import ApiError
+
+
+def signed_bytes(raw: bytes) -> bytes:
+    """What Segment signs: the body, or for a JSON array the bytes of its first element."""
+    text = raw.decode("utf-8")
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("[", start):
+        return raw
+    inner = text[start + 1 :]
+    offset = start + 1 + len(inner) - len(inner.lstrip())
+    try:
+        _, end = json.JSONDecoder().raw_decode(text, offset)
+    except json.JSONDecodeError:
+        return raw
+    return text[offset:end].encode("utf-8")
+
+
+def signature(secret: str, raw: bytes) -> str:
+    return hmac.new(secret.encode(), signed_bytes(raw), hashlib.sha1).hexdigest()
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer <key>` or Basic auth's user part."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            user = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user.partition(":")[0] or None
+    return None
+
+
+def same(given: str | None, expected: str | None) -> bool:
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def check_webhook(config: Config, request: Request, raw: bytes) -> None:
+    """Auth for POST /segment: X-Signature, else the bridge write key."""
+    secret, key = config.segment_shared_secret, config.bridge_write_key
+    if not secret and not key:
+        raise ApiError(
+            503,
+            "not_configured",
+            "Set SEGMENT_SHARED_SECRET (the Webhooks destination's shared secret) "
+            "or BRIDGE_WRITE_KEY to accept Segment messages.",
+        )
+    given = request.headers.get("X-Signature")
+    if given and secret:
+        if same(given.strip().lower(), signature(secret, raw)):
+            return
+        raise ApiError(
+            401,
+            "bad_signature",
+            "X-Signature does not match: check that SEGMENT_SHARED_SECRET equals "
+            "the shared secret in Segment's Webhooks destination settings.",
+        )
+    if same(presented_key(request), key):
+        return
+    raise ApiError(401, "unauthorized", _how_to_auth(secret, key))
+
+
+def check_write_key(config: Config, request: Request, body_key: object) -> None:
+    """Auth for /v1/*: the write key as Basic user (or Bearer), or `writeKey` in the body."""
+    key = config.bridge_write_key
+    if not key:
+        raise ApiError(
+            503,
+            "not_configured",
+            "Set BRIDGE_WRITE_KEY and use it as the write key of the Segment library.",
+        )
+    given = presented_key(request) or (body_key if isinstance(body_key, str) else None)
+    if not same(given, key):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Missing or wrong write key: use BRIDGE_WRITE_KEY as the library's write key "
+            "(sent as the Basic auth user or as writeKey in the body).",
+        )
+
+
+def _how_to_auth(secret: str | None, key: str | None) -> str:
+    ways = []
+    if secret:
+        ways.append("an X-Signature made with SEGMENT_SHARED_SECRET")
+    if key:
+        ways.append("Authorization: Bearer <BRIDGE_WRITE_KEY> (or Basic with it as user)")
+    return "Missing or wrong credentials: send " + " or ".join(ways) + "."

@@ -1,0 +1,125 @@
+"""POST /drip/webhook?token=...: Drip's webhooks, stored before the answer.
+
+Drip disables a webhook whose endpoint errs for three days, but re-sends for three
+days one that was rate limited (rest/_webhook_events.md). So a valid event that is
+not forwarded still gets 200, and when the store is down the answer is 429 with
+Retry-After, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, current_app, request
+from marshmallow import ValidationError
+
+from app import metrics, store
+from app.config import Config
+from app.errors import ApiError
+from app.ingest.auth import same
+from app.ingest.drip_schema import DripWebhookSchema
+from app.ingest.segment import parse_json, read_body
+from app.mapping.to_segment import DRIP_EVENTS, event_id, is_forwarded
+from app.store import outbox
+
+log = logging.getLogger(__name__)
+bp = Blueprint("drip_webhook", __name__)
+SCHEMA = DripWebhookSchema()
+
+
+@bp.post("/drip/webhook")
+def receive() -> dict[str, Any]:
+    cfg: Config = current_app.config["BRIDGE"]
+    _check_token(cfg)
+    envelope = _load(parse_json(read_body(request, cfg.max_body_bytes)))
+    account = envelope["data"]["account_id"]
+    if account != cfg.drip_account_id:
+        raise ApiError(
+            403,
+            "wrong_account",
+            f"This webhook is for Drip account {account}, but the bridge serves account "
+            f"{cfg.drip_account_id} (DRIP_ACCOUNT_ID).",
+        )
+    try:
+        answer = _store(envelope, cfg, time.time())
+    except sa.exc.DBAPIError as exc:
+        log.error("store unavailable, answered 429: %s", type(exc.orig or exc).__name__)
+        raise ApiError(
+            429,
+            "store_unavailable",
+            "The bridge cannot store webhooks right now; Drip re-sends rate-limited ones.",
+            headers={"Retry-After": "60"},
+        ) from exc
+    _count(answer)
+    return answer
+
+
+def _check_token(cfg: Config) -> None:
+    if not cfg.drip_webhook_token:
+        raise ApiError(
+            503,
+            "not_configured",
+            "Set DRIP_WEBHOOK_TOKEN and add ?token=<it> to the webhook URL in Drip.",
+        )
+    if not same(request.args.get("token"), cfg.drip_webhook_token):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Missing or wrong token: the webhook URL must end in ?token=<DRIP_WEBHOOK_TOKEN>.",
+        )
+
+
+def _load(body: Any) -> dict[str, Any]:
+    try:
+        envelope: dict[str, Any] = SCHEMA.load(body)
+    except ValidationError as exc:
+        raise ApiError(
+            400,
+            "invalid_webhook",
+            "Not a Drip webhook envelope; see details for each field.",
+            {"fields": exc.messages},
+        ) from exc
+    return envelope
+
+
+def _skip_reason(envelope: dict[str, Any], cfg: Config) -> str | None:
+    event = envelope["event"]
+    if event not in DRIP_EVENTS:
+        return "unknown_event"
+    if not is_forwarded(event, cfg.drip_forward_events):
+        return "not_forwarded"
+    if not envelope["data"]["subscriber"].get("email"):
+        return "missing_email"
+    return None
+
+
+def _store(envelope: dict[str, Any], cfg: Config, now: float) -> dict[str, Any]:
+    mid = event_id(envelope)
+    answer: dict[str, Any] = {"success": True, "id": mid}
+    with store.engine().begin() as conn:
+        if not outbox.accept(conn, mid, "drip", envelope, now):
+            return answer | {"duplicate": True}
+        reason = _skip_reason(envelope, cfg)
+        if reason:
+            outbox.record_skip(conn, "drip", mid, reason, envelope["event"], envelope, now)
+            return answer | {"skipped": reason}
+        email = envelope["data"]["subscriber"]["email"].lower()
+        outbox.enqueue(conn, mid, [outbox.Pending("segment", "track", email, envelope)], now)
+    return answer
+
+
+def _count(answer: dict[str, Any]) -> None:
+    metrics.RECEIVED.labels("drip").inc()
+    if answer.get("duplicate"):
+        metrics.DUPLICATES.labels("drip").inc()
+    elif "skipped" in answer:
+        metrics.SKIPPED.labels("drip", answer["skipped"]).inc()
+    else:
+        metrics.ACCEPTED.labels("drip").inc()
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,162 @@
+"""POST /segment (Webhooks destination) and POST /v1/* (Segment's HTTP tracking API)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, Request, current_app, request
+
+from app import store
+from app.config import Config
+from app.errors import ApiError
+from app.ingest import auth
+from app.ingest.accept import Summary, store_segment
+from app.ingest.segment_schema import problems
+
+log = logging.getLogger(__name__)
+bp = Blueprint("segment", __name__)
+
+# Segment's tracking API limits (segment-docs, sources/catalog/libraries/server/http-api).
+MESSAGE_LIMIT = 32 * 1024
+BATCH_LIMIT = 500 * 1024
+V1_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+
+
+def _config() -> Config:
+    cfg: Config = current_app.config["BRIDGE"]
+    return cfg
+
+
+@bp.post("/segment")
+def webhook() -> dict[str, Any]:
+    raw = read_body(request, _config().max_body_bytes)
+    auth.check_webhook(_config(), request, raw)
+    body = parse_json(raw)
+    if isinstance(body, dict) and "batch" not in body:
+        _check_single(body)
+    return _store(messages_of(body), None).as_json()
+
+
+@bp.post("/v1/<kind>")
+def tracking_api(kind: str) -> dict[str, Any]:
+    if kind not in (*V1_TYPES, "batch"):
+        raise ApiError(404, "not_found", f"No endpoint /v1/{kind}; use /v1/batch or /v1/track.")
+    raw = read_body(request, BATCH_LIMIT)
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "The body must be a JSON object.")
+    auth.check_write_key(_config(), request, body.get("writeKey"))
+    if kind == "batch":
+        return _store(messages_of(body), MESSAGE_LIMIT).as_json()
+    if len(raw) > MESSAGE_LIMIT:
+        raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
+    message = {k: v for k, v in body.items() if k != "writeKey"}
+    message.setdefault("type", kind)
+    _check_single(message)
+    return _store([message], None).as_json()
+
+
+def read_body(req: Request, limit: int) -> bytes:
+    """The raw body (gzip undone), refusing what is not JSON or over `limit` bytes."""
+    mimetype = req.mimetype
+    # analytics.js posts text/plain to avoid a CORS preflight; its body is still JSON.
+    if mimetype not in ("application/json", "text/plain") and not mimetype.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Send JSON with Content-Type: application/json (got {mimetype or 'none'}).",
+        )
+    raw = req.get_data(cache=True)
+    if req.headers.get("Content-Encoding", "").lower() == "gzip":
+        raw = _gunzip(raw, limit)
+    if len(raw) > limit:
+        raise ApiError(
+            413, "payload_too_large", f"The body is over {limit // 1024} KB; send smaller batches."
+        )
+    return raw
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "invalid_body", f"The gzip body cannot be read: {exc}.") from exc
+    return out
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_json", "The body is not UTF-8 text.") from exc
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"The body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
+        ) from exc
+
+
+def messages_of(body: Any) -> list[Any]:
+    """One message, an array of them, or `{"batch": [...]}` with shared context."""
+    if isinstance(body, list):
+        return [_without_key(m) for m in body]
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, "invalid_body", 'Send a Segment message, an array, or {"batch": [...]}.'
+        )
+    if "batch" not in body:
+        return [_without_key(body)]
+    batch = body["batch"]
+    if not isinstance(batch, list):
+        raise ApiError(400, "invalid_body", '"batch" must be an array of Segment messages.')
+    shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
+    return [_with_shared(_without_key(m), shared) for m in batch]
+
+
+def _without_key(message: Any) -> Any:
+    """Drop `writeKey` so that a secret is never stored or shown."""
+    if isinstance(message, dict) and "writeKey" in message:
+        return {k: v for k, v in message.items() if k != "writeKey"}
+    return message
+
+
+def _with_shared(message: Any, shared: dict[str, dict[str, Any]]) -> Any:
+    """Merge the batch's context/integrations under each message's own."""
+    if not isinstance(message, dict):
+        return message
+    merged = dict(message)
+    for key, value in shared.items():
+        own = message.get(key)
+        merged[key] = value | own if isinstance(own, dict) else value
+    return merged
+
+
+def _check_single(message: dict[str, Any]) -> None:
+    detail = problems(message)
+    if detail:
+        raise ApiError(
+            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
+        )
+
+
+def _store(messages: list[Any], max_message_bytes: int | None) -> Summary:
+    try:
+        return store_segment(store.engine(), _config(), messages, max_message_bytes)
+    except sa.exc.DBAPIError as exc:
+        log.error("store unavailable, answered 503: %s", type(exc.orig or exc).__name__)
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "The bridge cannot store messages right now; retry later (nothing was accepted).",
+            headers={"Retry-After": "30"},
+        ) from exc
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,1 @@
+"""Pure mapping between Segment messages and Drip records (no I/O)."""

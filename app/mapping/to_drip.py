@@ -1,0 +1,258 @@
+"""Segment identify/track/alias -> Drip calls: a pure mapping (SPEC section 4).
+
+`map_message(message, known, options)` never raises on a JSON object: fields it
+cannot use are listed in `Outcome.problems` and the rest is still mapped.
+docs/mapping.md has the field table and the Drip documentation behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.mapping.events import AUDIENCE_EVENTS, audience_fields, event_properties, occurred_at
+from app.mapping.orders import order_action, order_record
+from app.mapping.subscriber import new_email_trait, subscriber_fields
+from app.mapping.types import DripCall, Options, Outcome, Problem
+from app.mapping.values import (
+    Invalid,
+    as_bool,
+    as_email,
+    as_id,
+    dig,
+    is_email,
+)
+
+DESTINATION = "Drip"  # the key in Segment's `integrations` object (case-sensitive)
+OBJECTS = {
+    "identify": ("context", "context.traits", "context.personas", "traits", "traits.address"),
+    "track": ("context", "context.traits", "properties"),
+}
+
+Handler = Callable[[dict[str, Any], Mapping[str, str], Options, Outcome], None]
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who a message is about: the email found and the ids it carries."""
+
+    email: str
+    from_message: bool  # False when the email came from `known`
+    user_id: str | None
+    anonymous_id: str | None
+
+    def learned(self, email: str) -> dict[str, str]:
+        return {i: email for i in (self.user_id, self.anonymous_id) if i}
+
+
+def map_message(message: dict[str, Any], known: Mapping[str, str], options: Options) -> Outcome:
+    """The Drip calls for one Segment message, or the reason there are none."""
+    outcome = Outcome()
+    integrations = _object(message, "integrations", outcome.problems)
+    if _disabled(integrations):
+        outcome.skip = "disabled_by_integrations"
+        return outcome
+    kind = message.get("type")
+    if not isinstance(kind, str) or kind not in HANDLERS:
+        outcome.skip = "unsupported_type"
+        return outcome
+    for path in OBJECTS.get(kind, ()):
+        _object(message, path, outcome.problems)
+    HANDLERS[kind](message, known, options, outcome)
+    return outcome
+
+
+def _disabled(integrations: dict[str, Any]) -> bool:
+    """Segment's rule: `Drip: false`, or `All: false` unless Drip is on (true or options)."""
+    drip = integrations.get(DESTINATION)
+    if drip is False:
+        return True
+    everything = integrations.get("All", integrations.get("all"))
+    return everything is False and not (drip is True or isinstance(drip, dict))
+
+
+def identify(
+    message: dict[str, Any], known: Mapping[str, str], options: Options, outcome: Outcome
+) -> None:
+    problems = outcome.problems
+    person = find_person(message, known, "traits.email", problems)
+    if person is None:
+        outcome.skip = "missing_email"
+        return
+    email, new_email = email_change(message, known, person, problems)
+    record: dict[str, Any] = {"email": email}
+    if new_email:
+        record["new_email"] = new_email
+    if person.user_id:
+        record["user_id"] = person.user_id
+    record.update(subscriber_fields(message, options.audience_tags, problems))
+    outcome.calls.append(DripCall("subscriber", email, record))
+    current = new_email or email
+    campaign = campaign_call(message, options, current, person.user_id, problems)
+    if campaign is not None:
+        outcome.calls.append(campaign)
+    outcome.learned.update(person.learned(current))
+
+
+def track(
+    message: dict[str, Any], known: Mapping[str, str], options: Options, outcome: Outcome
+) -> None:
+    problems = outcome.problems
+    event = message.get("event")
+    if not isinstance(event, str) or not event.strip():
+        problems.append(Problem("event", "expected a non-empty event name"))
+        outcome.skip = "missing_event"
+        return
+    person = find_person(message, known, "properties.email", problems)
+    if person is None:
+        outcome.skip = "missing_email"
+        return
+    properties = message.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    outcome.calls.append(track_call(message, event, properties, person, options, problems))
+    outcome.learned.update(person.learned(person.email))
+
+
+def alias(
+    message: dict[str, Any], known: Mapping[str, str], options: Options, outcome: Outcome
+) -> None:
+    """Links `previousId` and `userId`: whichever is known lends its email to the other."""
+    user_id = _id(message, "userId", outcome.problems)
+    previous_id = _id(message, "previousId", outcome.problems)
+    if user_id is None or previous_id is None:
+        return
+    for source, target in ((user_id, previous_id), (previous_id, user_id)):
+        email = known.get(source)
+        if is_email(email):
+            outcome.learned[target] = str(email).strip()
+            return
+
+
+HANDLERS: dict[str, Handler] = {"identify": identify, "track": track, "alias": alias}
+
+
+def find_person(
+    message: dict[str, Any], known: Mapping[str, str], own_path: str, problems: list[Problem]
+) -> Person | None:
+    """SPEC 4.1: the message's email, an email-shaped userId, then what `known` says."""
+    user_id = _id(message, "userId", problems)
+    anonymous_id = _id(message, "anonymousId", problems)
+    for path in (own_path, "context.traits.email"):
+        raw = dig(message, path)
+        if raw is None:
+            continue
+        try:
+            return Person(as_email(raw), True, user_id, anonymous_id)
+        except Invalid as exc:
+            problems.append(Problem(path, str(exc)))
+    if user_id is not None and is_email(user_id):
+        return Person(user_id.strip(), True, user_id, anonymous_id)
+    for some_id in (user_id, anonymous_id):
+        email = known.get(some_id) if some_id else None
+        if is_email(email):
+            return Person(str(email).strip(), False, user_id, anonymous_id)
+    return None
+
+
+def email_change(
+    message: dict[str, Any], known: Mapping[str, str], person: Person, problems: list[Problem]
+) -> tuple[str, str | None]:
+    """(the email Drip knows the person by now, the new email or None).
+
+    A known userId whose email differs (case-insensitively) from the message's
+    is renamed with `new_email`, so Drip updates the person instead of adding one.
+    """
+    explicit = new_email_trait(message, problems)
+    previous = known.get(person.user_id) if person.user_id and person.from_message else None
+    if is_email(previous) and str(previous).strip().lower() != person.email.lower():
+        return str(previous).strip(), person.email
+    if explicit and explicit.lower() != person.email.lower():
+        return person.email, explicit
+    return person.email, None
+
+
+def campaign_call(
+    message: dict[str, Any],
+    options: Options,
+    email: str,
+    user_id: str | None,
+    problems: list[Problem],
+) -> DripCall | None:
+    """Subscribe to `integrations.Drip.campaignId`, else `DRIP_CAMPAIGN_ID`, if any."""
+    settings = dig(message, f"integrations.{DESTINATION}")
+    settings = settings if isinstance(settings, dict) else {}
+    campaign_id = _setting(settings, "campaignId", as_id, problems) or options.campaign_id
+    if not campaign_id:
+        return None
+    record: dict[str, Any] = {"email": email}
+    if user_id:
+        record["user_id"] = user_id
+    record["reactivate_if_removed"] = (
+        _setting(settings, "reactivateIfRemoved", as_bool, problems) is True
+    )
+    double_optin = _setting(settings, "doubleOptin", as_bool, problems)
+    if double_optin is not None:
+        record["double_optin"] = double_optin
+    return DripCall("campaign", email, record, campaign_id=campaign_id)
+
+
+def track_call(
+    message: dict[str, Any],
+    event: str,
+    properties: dict[str, Any],
+    person: Person,
+    options: Options,
+    problems: list[Problem],
+) -> DripCall:
+    """An audience update, a Shopper Activity order, or (by default) a Drip event."""
+    email = person.email
+    if event in AUDIENCE_EVENTS:
+        audience = audience_fields(event, properties, options, problems)
+        if audience is not None:
+            user = {"user_id": person.user_id} if person.user_id else {}
+            return DripCall("subscriber", email, {"email": email, **user, **audience})
+    when = occurred_at(message, problems)
+    action = order_action(event) if options.orders else None
+    if action is not None:
+        head = {"email": email, "action": action, **when}
+        order = order_record(properties, head, problems)
+        if order is not None:
+            return DripCall("order", email, order)
+    props = event_properties(event, properties, problems)
+    return DripCall("event", email, {"email": email, "action": event, **when, "properties": props})
+
+
+def _setting(
+    settings: dict[str, Any], name: str, coerce: Callable[[Any], Any], problems: list[Problem]
+) -> Any:
+    raw = settings.get(name)
+    if raw is None:
+        return None
+    try:
+        return coerce(raw)
+    except Invalid as exc:
+        problems.append(Problem(f"integrations.{DESTINATION}.{name}", str(exc)))
+        return None
+
+
+def _id(message: dict[str, Any], key: str, problems: list[Problem]) -> str | None:
+    raw = message.get(key)
+    if raw is None:
+        return None
+    try:
+        return as_id(raw)
+    except Invalid as exc:
+        problems.append(Problem(key, str(exc)))
+        return None
+
+
+def _object(message: dict[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
+    """The object at `path`; anything else there is reported and treated as absent."""
+    value = dig(message, path)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(Problem(path, "expected an object; ignored"))
+        return {}
+    return value

@@ -1,0 +1,24 @@
+"""Prometheus metrics: counters where things happen, gauges read from the store.
+
+Under gunicorn the counters of all processes on the machine are merged through
+PROMETHEUS_MULTIPROC_DIR (set in gunicorn.conf.py). Backlog and dead letters are
+read from the database at scrape time, so they are true across machines too.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RECEIVED = Counter("bridge_messages_received", "Messages received", ["source"])
+ACCEPTED = Counter("bridge_messages_accepted", "Messages stored for delivery", ["source"])
+DUPLICATES = Counter("bridge_messages_duplicate", "Messages already seen", ["source"])
+SKIPPED = Counter("bridge_messages_skipped", "Messages not forwarded", ["source", "reason"])
+DELIVERED = Counter("bridge_deliveries", "Records delivered", ["destination"])
+RETRIED = Counter("bridge_retries", "Records scheduled for another attempt", ["destination"])
+DEAD = Counter("bridge_dead_letters", "Records dead-lettered", ["destination", "reason"])
+LATENCY = Histogram(
+    "bridge_delivery_latency_seconds",
+    "From acceptance to delivery",
+    ["destination"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400),
+)

@@ -1,0 +1,72 @@
+"""The durable store: SQLite (WAL) on one machine, PostgreSQL to scale out."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine tuned for the outbox: WAL and a busy timeout on SQLite."""
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # pysqlite's own transaction handling would defer BEGIN past our first
+        # SELECT; taking the write lock up front (BEGIN IMMEDIATE) makes every
+        # claim atomic across processes.
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Create or migrate the schema to the newest revision."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def engine() -> sa.Engine:
+    """The current app's engine."""
+    eng: sa.Engine = current_app.extensions["engine"]
+    return eng
+
+
+def init_app(app: Flask) -> None:
+    url = app.config["BRIDGE"].database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    app.extensions["engine"] = create_engine(url)
+    app.cli.add_command(db)
+
+
+@click.group(help="Manage the database schema.")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Create or migrate the schema (the release process).")
+def db_upgrade() -> None:
+    upgrade(engine())
+    click.echo("database schema is up to date")

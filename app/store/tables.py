@@ -1,0 +1,84 @@
+"""The schema: an outbox per destination plus what ingest must remember.
+
+Times are Unix seconds (float) so that SQLite and PostgreSQL compare them alike.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Every message accepted from Segment or Drip, by id: the de-duplication key and
+# the original payload shown beside a dead letter.
+received = sa.Table(
+    "received",
+    metadata,
+    sa.Column("message_id", sa.String(200), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+
+# One row per outgoing call. `available_at` is both the retry time and the lease:
+# a claim pushes it a lease ahead, so work held by a dead worker comes back.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("destination", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("person", sa.String(320), nullable=False),
+    sa.Column("campaign_id", sa.String(32)),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(8), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("available_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Index("outbox_due", "destination", "state", "available_at"),
+    sa.Index("outbox_person", "destination", "person", "id"),
+)
+
+# Messages accepted but not forwarded, with why (dashboard, metrics).
+skipped = sa.Table(
+    "skipped",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("message_id", sa.String(200)),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("payload", sa.JSON),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+# The last email seen for a userId or anonymousId (SPEC 4.1).
+identities = sa.Table(
+    "identities",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# People already subscribed to a campaign, so repeated identifies spend no budget.
+campaign_members = sa.Table(
+    "campaign_members",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("campaign_id", sa.String(32), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+# Heartbeats: /readyz wants a worker seen within the last minute.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("paused", sa.Text),
+)

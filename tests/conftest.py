@@ -1,0 +1,119 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), real fake servers.
+
+Every test that uses `app` runs twice, once per store. PostgreSQL is the machine's
+(`TEST_POSTGRES_URL`, default the local trust-auth server); when it is unreachable
+the Postgres half is skipped, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.config import Config
+from app.delivery.runner import create_worker
+from app.delivery.worker import Worker
+from app.simulators.drip import FakeDrip
+from app.store import tables, upgrade
+
+ACCOUNT_ID = "9999999"
+DRIP_TOKEN = "drip-test-token"
+WRITE_KEY = "bridge-test-write-key"
+SHARED_SECRET = "segment-test-shared-secret"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL for this test session."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"drip_bridge_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true but unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {type(exc).__name__}")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    engine = sa.create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/bridge.sqlite3"
+    url: str = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        names = ", ".join(t.name for t in tables.metadata.sorted_tables)
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def fake_drip() -> Iterator[FakeDrip]:
+    fake = FakeDrip(token=DRIP_TOKEN, account_id=ACCOUNT_ID)
+    with fake.serve() as served:
+        fake.url = served.url  # type: ignore[attr-defined]
+        yield fake
+
+
+def make_config(database_url: str, drip_url: str, **overrides: object) -> Config:
+    return Config(
+        drip_account_id=ACCOUNT_ID,
+        drip_api_token=DRIP_TOKEN,
+        drip_api_url=drip_url,
+        bridge_write_key=WRITE_KEY,
+        segment_shared_secret=SHARED_SECRET,
+        database_url=database_url,
+    ).with_overrides(overrides)
+
+
+@pytest.fixture
+def config(database_url: str, fake_drip: FakeDrip) -> Config:
+    return make_config(database_url, fake_drip.url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[Flask]:
+    app = create_app(config)
+    app.config["TESTING"] = True
+    engine = app.extensions["engine"]
+    upgrade(engine)
+    yield app
+    engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def worker(app: Flask) -> Worker:
+    return create_worker(app)
+
+
+def drain(worker: Worker, limit: int = 50) -> int:
+    """Run worker steps until one finds nothing; returns the steps that did work."""
+    for steps in range(limit):
+        if not worker.step():
+            return steps
+    raise AssertionError(f"the worker still had work after {limit} steps")

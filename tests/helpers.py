@@ -1,0 +1,55 @@
+"""Small helpers shared by tests: signing, auth headers, store reads."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from app.store.tables import outbox, received, skipped
+
+IDENTIFY = {
+    "type": "identify",
+    "messageId": "m-identify-1",
+    "userId": "u1",
+    "traits": {"email": "ada@example.com", "plan": "pro"},
+    "timestamp": "2026-11-26T10:00:00.000Z",
+}
+TRACK = {
+    "type": "track",
+    "messageId": "m-track-1",
+    "userId": "u1",
+    "event": "Signed Up",
+    "properties": {"plan": "pro"},
+    "timestamp": "2026-11-26T10:00:01.000Z",
+}
+
+
+def sign(secret: str, raw: bytes) -> str:
+    return hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()
+
+
+def basic(user: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:".encode()).decode()}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def dumps(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+def rows(app: Flask, table: sa.Table = outbox) -> list[sa.Row[Any]]:
+    with app.extensions["engine"].connect() as conn:
+        order = table.c.id if "id" in table.c else table.c.received_at
+        return list(conn.execute(sa.select(table).order_by(order)))
+
+
+__all__ = ["outbox", "received", "skipped"]
