@@ -1,5 +1,5 @@
-"""WSGI entry point: `gunicorn -c python:app.gunicorn_conf wsgi:app`."""
+"""WSGI entry point (Procfile web): `gunicorn -c python:app.gunicorn_conf wsgi:app`."""
 
-from app import create_app
+from app.factory import create_app
 
 app = create_app()

@@ -1,7 +1,7 @@
-"""drip-bridge: Segment <-> Drip, durable in both directions."""
+"""drip-bridge: Segment <-> Drip, durable in both directions.
+
+The application factory is `app.factory.create_app`; this package imports
+nothing, so that gunicorn's settings run before any part of the app loads.
+"""
 
 __version__ = "0.1.0"
-
-from app.factory import create_app  # noqa: E402  (after __version__, which parts import)
-
-__all__ = ["__version__", "create_app"]

@@ -15,6 +15,7 @@ from app.config import ConfigError
 from app.demo import demo
 from app.factory import create_app
 
+
 cli = FlaskGroup(
     name="drip-bridge",
     create_app=create_app,

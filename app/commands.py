@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import sys
 
 import click
 from flask import Flask, current_app
-from gunicorn.app.base import BaseApplication
 
-from app import gunicorn_conf, store
+from app import store
 from app.delivery.errors import DeliveryError
 from app.delivery.runner import drip_client
-
-GUNICORN_SETTINGS = (
-    "workers", "worker_class", "threads", "timeout", "graceful_timeout", "keepalive",
-    "on_starting", "child_exit", "worker_exit",
-)  # fmt: skip
-
 
 def this_app() -> Flask:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -27,33 +21,15 @@ def this_app() -> Flask:
 @click.option("--port", type=int, help="HTTP port (default: PORT, else 8000).")
 @click.option("--no-worker", is_flag=True, help="Serve HTTP only; run `drip-bridge worker` apart.")
 def serve(port: int | None, no_worker: bool) -> None:
+    """Migrate the store, then become gunicorn with the Procfile's settings."""
     app = this_app()
-    engine = app.extensions["engine"]
-    store.upgrade(engine)
-    engine.dispose()  # no connection may cross the fork into the web workers
-    options: dict[str, Any] = {name: getattr(gunicorn_conf, name) for name in GUNICORN_SETTINGS}
-    options["bind"] = f"0.0.0.0:{port or app.config['BRIDGE'].port}"
-    if not no_worker:
-        options["post_worker_init"] = gunicorn_conf.start_delivery
+    store.upgrade(app.extensions["engine"])
+    env = os.environ | {"PORT": str(port or app.config["BRIDGE"].port)}
+    env["BRIDGE_DELIVERY_IN_WEB"] = "0" if no_worker else "1"
     mode = "web only" if no_worker else "web and delivery"
-    click.echo(f"drip-bridge serving on http://{options['bind']} ({mode})")
-    Gunicorn(app, options).run()
-
-
-class Gunicorn(BaseApplication):  # type: ignore[misc]
-    """Gunicorn serving an app object built here (no import string needed)."""
-
-    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Flask:
-        return self.application
+    click.echo(f"drip-bridge serving on http://0.0.0.0:{env['PORT']} ({mode})")
+    argv = ["gunicorn", "-c", "python:app.gunicorn_conf", "app.factory:create_app()"]
+    os.execve(sys.executable, [sys.executable, "-m", *argv], env)
 
 
 @click.command("check", help="Validate the configuration and the Drip credentials.")

@@ -1,5 +1,7 @@
 """Gunicorn settings for the `web` process (Procfile) and for `drip-bridge serve`.
 
+`gunicorn -c python:app.gunicorn_conf wsgi:app`.
+
 The configuration is checked in the master before any worker forks, so a bad
 setting stops gunicorn with one line and exit status 2.
 """
@@ -11,7 +13,12 @@ import sys
 import tempfile
 from typing import Any
 
-from app.config import Config, ConfigError
+
+# Merge the counters of all processes for /metrics (prometheus_client multiprocess);
+# this must be set before prometheus_client is first imported, so it comes first.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-bridge-metrics-"))
+
+from app.config import Config, ConfigError  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -21,8 +28,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = None
-# Counters of all processes are merged for /metrics (prometheus_client multiprocess).
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-bridge-metrics-"))
+# gunicorn 27's control socket has one default path per user; several bridges
+# (or tests) on one machine would fight over it, and nothing here uses it.
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
@@ -39,11 +47,15 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def start_delivery(worker: Any) -> None:
-    """post_worker_init for `drip-bridge serve`: a delivery thread in each web worker."""
-    from app.delivery.runner import start_in_thread
+def post_worker_init(worker: Any) -> None:
+    """`drip-bridge serve` (BRIDGE_DELIVERY_IN_WEB=1): a delivery thread in each web worker.
 
-    worker.delivery = start_in_thread(worker.wsgi)
+    The Procfile's web process leaves it unset and only serves HTTP.
+    """
+    if os.environ.get("BRIDGE_DELIVERY_IN_WEB") == "1":
+        from app.delivery.runner import start_in_thread
+
+        worker.delivery = start_in_thread(worker.wsgi)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

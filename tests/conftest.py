@@ -16,17 +16,20 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
+from app.factory import create_app
 from app.config import Config
 from app.delivery.runner import create_worker
 from app.delivery.worker import Worker
 from app.simulators.drip import FakeDrip
+from app.simulators.segment import FakeSegment
 from app.store import tables, upgrade
 
 ACCOUNT_ID = "9999999"
 DRIP_TOKEN = "drip-test-token"
 WRITE_KEY = "bridge-test-write-key"
 SHARED_SECRET = "segment-test-shared-secret"
+SEGMENT_KEY = "segment-test-key"
+WEBHOOK_TOKEN = "drip-webhook-test-token"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -75,20 +78,33 @@ def fake_drip() -> Iterator[FakeDrip]:
         yield fake
 
 
-def make_config(database_url: str, drip_url: str, **overrides: object) -> Config:
+@pytest.fixture
+def fake_segment() -> Iterator[FakeSegment]:
+    fake = FakeSegment(write_key=SEGMENT_KEY)
+    with fake.serve() as served:
+        fake.url = served.url  # type: ignore[attr-defined]
+        yield fake
+
+
+def make_config(
+    database_url: str, drip_url: str, segment_url: str = "http://127.0.0.1:9", **overrides: object
+) -> Config:
     return Config(
         drip_account_id=ACCOUNT_ID,
         drip_api_token=DRIP_TOKEN,
         drip_api_url=drip_url,
         bridge_write_key=WRITE_KEY,
         segment_shared_secret=SHARED_SECRET,
+        segment_write_key=SEGMENT_KEY,
+        segment_api_host=segment_url,
+        drip_webhook_token=WEBHOOK_TOKEN,
         database_url=database_url,
     ).with_overrides(overrides)
 
 
 @pytest.fixture
-def config(database_url: str, fake_drip: FakeDrip) -> Config:
-    return make_config(database_url, fake_drip.url)  # type: ignore[attr-defined]
+def config(database_url: str, fake_drip: FakeDrip, fake_segment: FakeSegment) -> Config:
+    return make_config(database_url, fake_drip.url, fake_segment.url)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

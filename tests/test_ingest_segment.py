@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
+from app.factory import create_app
 from tests.conftest import SHARED_SECRET, WRITE_KEY, make_config
 from tests.helpers import IDENTIFY, TRACK, basic, bearer, dumps, received, rows, sign, skipped
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from app.delivery.drip_client import DripClient
 from app.delivery.errors import DeliveryError
@@ -12,24 +12,24 @@ from app.delivery.worker import Result, Row
 class DripSender:
     destination = "drip"
 
-    def __init__(self, client: DripClient, claim_size: int = 50) -> None:
+    def __init__(self, client: DripClient, claim_size: int = 10) -> None:
         self.client = client
         self.claim_size = claim_size
 
-    def deliver(self, rows: Sequence[Row]) -> list[Result]:
+    def deliver(self, rows: Sequence[Row]) -> Iterator[Result]:
         """One call per row, in order; after a refused token the rest wait untouched."""
-        results: list[Result] = []
+        refused: DeliveryError | None = None
         for row in rows:
-            if results and (error := results[-1][1]) is not None and error.auth:
-                results.append((row, error))
+            if refused:
+                yield row, refused
                 continue
             try:
                 self.client.send(row.kind, row.body, row.campaign_id)
             except DeliveryError as exc:
-                results.append((row, exc))
+                refused = exc if exc.auth else None
+                yield row, exc
             else:
-                results.append((row, None))
-        return results
+                yield row, None
 
     def probe(self) -> None:
         self.client.whoami()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from segment.analytics import Client
@@ -72,7 +72,7 @@ class SegmentSender:
             for message in batch:
                 self._failed[str(message.get("messageId"))] = failure
 
-    def deliver(self, rows: Sequence[Row]) -> list[Result]:
+    def deliver(self, rows: Sequence[Row]) -> Iterator[Result]:
         client = self.client()
         refused: dict[int, DeliveryError] = {}
         for row in rows:
@@ -81,10 +81,10 @@ class SegmentSender:
                 refused[row.id] = error
         if not self._flush(client):
             timeout = DeliveryError(f"Segment did not take the batch within {self.flush_timeout:g}s")
-            return [(row, refused.get(row.id, timeout)) for row in rows]
+            return ((row, refused.get(row.id, timeout)) for row in rows)
         with self._lock:
             failed, self._failed = self._failed, {}
-        return [(row, refused.get(row.id) or failed.get(row.message_id)) for row in rows]
+        return ((row, refused.get(row.id) or failed.get(row.message_id)) for row in rows)
 
     def _enqueue(self, client: Client, row: Row) -> DeliveryError | None:
         try:

@@ -13,7 +13,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,7 +23,6 @@ import sqlalchemy as sa
 from app import metrics
 from app.delivery.errors import DeliveryError
 from app.store import outbox
-from app.store.tables import workers
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ class Sender(Protocol):
     destination: str
     claim_size: int
 
-    def deliver(self, rows: Sequence[Row]) -> list[Result]:
-        """Send `rows`; one result per row, None for delivered."""
+    def deliver(self, rows: Sequence[Row]) -> Iterator[Result]:
+        """Send `rows`, yielding each row's result (None: delivered) as soon as it is known."""
 
     def probe(self) -> None:
         """Raise DeliveryError while the credentials are still refused."""
@@ -73,7 +73,7 @@ class Worker:
     ) -> None:
         self.engine = engine
         self.senders = list(senders)
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease = lease
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
@@ -96,11 +96,12 @@ class Worker:
     def step(self) -> bool:
         """One round over every destination; True when any work was found."""
         now = time.time()
-        self._heartbeat(now)
+        paused_before = set(self.paused)
         found = False
         for sender in self.senders:
             if self._resumable(sender, now):
                 found |= self._step(sender, now)
+        self._heartbeat(now, force=set(self.paused) != paused_before)
         return found
 
     def _step(self, sender: Sender, now: float) -> bool:
@@ -108,9 +109,9 @@ class Worker:
             rows = outbox.claim(conn, sender.destination, sender.claim_size, now, self.lease)
         if not rows:
             return False
-        results = sender.deliver(rows)
-        with self.engine.begin() as conn:
-            for row, error in results:
+        for row, error in sender.deliver(rows):
+            # Settled one by one, so a worker killed mid-claim re-sends at most one call.
+            with self.engine.begin() as conn:
                 self._settle(conn, sender.destination, row, error)
         return True
 
@@ -139,7 +140,6 @@ class Worker:
         if dest not in self.paused:
             log.error("%s refused our credentials, delivery paused: %s", dest, reason)
             self.paused[dest] = Pause(reason, now + 5.0, 5.0)
-            self._heartbeat(now, force=True)
 
     def _resumable(self, sender: Sender, now: float) -> bool:
         """False while paused; once the pause ends, probe the credentials first."""
@@ -157,7 +157,6 @@ class Worker:
             return False
         log.info("%s accepts our credentials again, delivery resumed", sender.destination)
         del self.paused[sender.destination]
-        self._heartbeat(now, force=True)
         return True
 
     def _heartbeat(self, now: float, force: bool = False) -> None:
@@ -165,11 +164,5 @@ class Worker:
             return
         paused = "; ".join(f"{d}: {p.reason}" for d, p in self.paused.items()) or None
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                workers.update()
-                .where(workers.c.name == self.name)
-                .values(seen_at=now, paused=paused)
-            )
-            if updated.rowcount == 0:
-                conn.execute(workers.insert().values(name=self.name, seen_at=now, paused=paused))
+            outbox.heartbeat(conn, self.name, now, paused)
         self._last_beat = now

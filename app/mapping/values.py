@@ -139,7 +139,9 @@ def as_cents(value: Any) -> int:
     try:
         cents = (as_decimal(value) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     except ArithmeticError as exc:
-        raise Invalid(f"too large for a Drip conversion value (below {MAX_DRIP_INT})") from exc
+        raise Invalid(
+            f"too large for a Drip conversion value (below {MAX_DRIP_INT} cents)"
+        ) from exc
     if cents < 0:
         raise Invalid("negative; a Drip conversion value must be 0 or more")
     if cents >= MAX_DRIP_INT:

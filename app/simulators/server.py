@@ -37,8 +37,12 @@ class ServedApp:
         self.host = host
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
+        # A short poll makes close() quick (shutdown waits for one poll); idle cost is tiny.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"fake-server-{self.port}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-server-{self.port}",
+            daemon=True,
         )
         self._thread.start()
 

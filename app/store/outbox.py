@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.store.tables import campaign_members, identities, outbox, received, skipped
+from app.store.tables import campaign_members, identities, outbox, received, skipped, workers
 
 LEASE_SECONDS = 60.0  # work held by a dead worker is taken up again after this
 
@@ -191,4 +191,12 @@ def dead_letter(conn: sa.Connection, ids: Sequence[int], code: str, error: str, 
         outbox.update()
         .where(outbox.c.id.in_(ids))
         .values(state="dead", finished_at=now, error_code=code, error=error)
+    )
+
+
+def heartbeat(conn: sa.Connection, name: str, now: float, paused: str | None) -> None:
+    """A worker reports that it is alive (and whether delivery is paused)."""
+    stmt = _insert(conn, workers).values(name=name, seen_at=now, paused=paused)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["name"], set_={"seen_at": now, "paused": paused})
     )

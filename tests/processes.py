@@ -1,0 +1,93 @@
+"""Real processes for end-to-end tests: gunicorn, `drip-bridge worker`, ..."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+class Processes:
+    """Starts commands with the bridge's environment; kills what is left at the end."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = os.environ | env
+        self.logs = logs
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *argv: str, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        self.started.append(proc)
+        return proc
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    def gunicorn(self, port: int, *extra: str) -> str:
+        self.start(
+            str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
+            f"127.0.0.1:{port}", *extra, "wsgi:app", name=f"gunicorn-{port}",
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_until("gunicorn to serve", lambda: answers(f"{url}/healthz"))
+        return url
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Processes]]:
+    made: list[Processes] = []
+
+    def make(env: dict[str, str]) -> Processes:
+        made.append(Processes(env, tmp_path))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.stop_all()

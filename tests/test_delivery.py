@@ -1,0 +1,199 @@
+"""The worker against the fake Drip: exact bodies, retries, dead letters, pauses, order."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import __version__
+from app.delivery.runner import create_worker
+from app.delivery.worker import Worker
+from app.simulators.drip import FakeDrip
+from app.store.tables import outbox
+from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY, drain
+from tests.helpers import IDENTIFY, TRACK, bearer, dumps, rows
+
+HEADERS = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
+
+
+def post(client: FlaskClient, *messages: dict[str, Any]) -> None:
+    response = client.post("/segment", data=dumps(list(messages)), headers=HEADERS)
+    assert response.status_code == 200, response.json
+
+
+def make_due(app: Flask) -> None:
+    """Skip the backoff: every pending row becomes due now."""
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(outbox.update().where(outbox.c.state == "pending").values(available_at=0))
+
+
+def posts(fake: FakeDrip) -> list[tuple[str, Any]]:
+    return [(c.path, c.json) for c in fake.calls() if c.method == "POST" and c.status < 300]
+
+
+def test_identify_and_track_reach_drip_with_the_exact_bodies(
+    client: FlaskClient, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    post(client, IDENTIFY, TRACK | {"userId": "u1"})
+    drain(worker)
+    assert posts(fake_drip) == [
+        (
+            f"/v2/{ACCOUNT_ID}/subscribers",
+            {
+                "subscribers": [
+                    {"email": "ada@example.com", "user_id": "u1", "custom_fields": {"plan": "pro"}}
+                ]
+            },
+        ),
+        (
+            f"/v2/{ACCOUNT_ID}/events",
+            {
+                "events": [
+                    {
+                        "email": "ada@example.com",
+                        "action": "Signed Up",
+                        "occurred_at": "2026-11-26T10:00:01Z",
+                        "properties": {"plan": "pro"},
+                    }
+                ]
+            },
+        ),
+    ]
+
+
+def test_every_call_carries_basic_auth_json_and_a_user_agent(
+    client: FlaskClient, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    post(client, IDENTIFY)
+    drain(worker)
+    (call,) = fake_drip.calls()
+    token = base64.b64encode(f"{DRIP_TOKEN}:".encode()).decode()
+    assert call.headers["Authorization"] == f"Basic {token}"
+    assert call.headers["Content-Type"] == "application/json"
+    assert call.headers["User-Agent"].startswith(f"drip-bridge/{__version__}")
+
+
+def test_a_5xx_is_retried_later_and_then_delivered(
+    client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    fake_drip.fail_next(1, status=503)
+    post(client, IDENTIFY)
+    drain(worker)
+    (row,) = rows(app)
+    assert (row.state, row.attempts) == ("pending", 1)
+    assert row.available_at > time.time()
+    make_due(app)
+    drain(worker)
+    assert rows(app)[0].state == "done"
+    assert [c.status for c in fake_drip.calls()] == [503, 200]
+
+
+def test_retry_after_from_a_429_is_honoured(
+    client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    fake_drip.fail_next(1, status=429, retry_after=120)
+    post(client, IDENTIFY)
+    before = time.time()
+    drain(worker)
+    (row,) = rows(app)
+    assert row.state == "pending"
+    assert before + 119 <= row.available_at <= time.time() + 121
+
+
+def test_a_422_is_dead_lettered_with_drips_code_and_message(
+    client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    body = {"errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]}
+    fake_drip.fail_next(1, status=422, body=body)
+    post(client, IDENTIFY)
+    drain(worker)
+    (row,) = rows(app)
+    assert (row.state, row.error_code, row.error) == ("dead", "email_error", "Email is invalid (email)")
+
+
+def test_a_timeout_is_retried(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    worker = create_worker(app)
+    worker.senders[0].client.timeout = 0.5  # type: ignore[attr-defined]
+    fake_drip.hang()
+    try:
+        post(client, IDENTIFY)
+        drain(worker)
+    finally:
+        fake_drip.release()
+    (row,) = rows(app)
+    assert (row.state, row.error) == ("pending", "Drip did not answer within 0.5s")
+
+
+def test_a_revoked_token_pauses_delivery_without_dead_letters_and_resumes(
+    client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    fake_drip.revoke_token()
+    post(client, IDENTIFY, TRACK)
+    drain(worker)
+    assert {r.state for r in rows(app)} == {"pending"}
+    assert "drip" in worker.paused
+    assert client.get("/readyz").json["reason"].startswith("delivery paused: drip:")
+    fake_drip.restore_token()
+    worker.paused["drip"].until = 0  # the pause is over: the next step probes GET /v2/user
+    make_due(app)
+    drain(worker)
+    assert [r.state for r in rows(app)] == ["done", "done"]
+    assert "drip" not in worker.paused
+    assert any(c.path == "/v2/user" and c.status == 200 for c in fake_drip.calls())
+
+
+def test_a_persons_later_update_waits_for_the_earlier_one(
+    client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    fake_drip.fail_next(1, status=500)
+    post(client, IDENTIFY, TRACK)
+    drain(worker)
+    assert [r.state for r in rows(app)] == ["pending", "pending"]
+    assert len(fake_drip.calls()) == 1  # the track did not overtake the failed identify
+    make_due(app)
+    drain(worker)
+    assert [c.path.rsplit("/", 1)[1] for c in fake_drip.calls()] == ["subscribers", "subscribers", "events"]
+
+
+def test_work_held_by_a_dead_worker_is_taken_up_after_the_lease(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    from app.store import outbox as store
+
+    post(client, IDENTIFY)
+    with app.extensions["engine"].begin() as conn:
+        assert len(store.claim(conn, "drip", 10, time.time(), lease=60)) == 1  # then it "dies"
+    worker = create_worker(app)
+    assert not worker.step()  # still leased
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(outbox.update().values(available_at=sa.literal(time.time() - 1)))
+    drain(worker)
+    assert rows(app)[0].state == "done"
+    assert rows(app)[0].attempts == 2
+
+
+def test_several_workers_never_send_a_row_twice(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    messages = [
+        IDENTIFY | {"messageId": f"m{i}", "userId": f"u{i}", "traits": {"email": f"p{i}@example.com"}}
+        for i in range(120)
+    ]
+    post(client, *messages)
+    workers = [create_worker(app) for _ in range(4)]
+    threads = [threading.Thread(target=drain, args=(w, 500)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    emails = [r["email"] for r in fake_drip.records("subscriber")]
+    assert sorted(emails) == sorted(f"p{i}@example.com" for i in range(120))
+    assert {r.state for r in rows(app)} == {"done"}
