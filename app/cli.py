@@ -15,7 +15,6 @@ from app.config import ConfigError
 from app.demo import demo
 from app.factory import create_app
 
-
 cli = FlaskGroup(
     name="drip-bridge",
     create_app=create_app,

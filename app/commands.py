@@ -12,6 +12,7 @@ from app import store
 from app.delivery.errors import DeliveryError
 from app.delivery.runner import drip_client
 
+
 def this_app() -> Flask:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     return app
@@ -36,9 +37,8 @@ def serve(port: int | None, no_worker: bool) -> None:
 def check() -> None:
     app = this_app()
     cfg = app.config["BRIDGE"]
-    click.echo(
-        f"configuration: ok (Drip account {cfg.drip_account_id}, store {_store_kind(cfg.database_url)})"
-    )
+    store_kind = "SQLite" if cfg.database_url.startswith("sqlite") else "PostgreSQL"
+    click.echo(f"configuration: ok (Drip account {cfg.drip_account_id}, store {store_kind})")
     try:
         user = drip_client(app).whoami()
     except DeliveryError as exc:
@@ -54,13 +54,8 @@ def check() -> None:
         click.echo("  Header:        Authorization: Bearer <BRIDGE_WRITE_KEY>")
     click.echo("Segment libraries: host=" + base + ", write key = BRIDGE_WRITE_KEY")
     if cfg.drip_webhook_token:
-        click.echo(
-            f"\nDrip webhook URL (Settings > Webhooks): {base}/drip/webhook?token=<DRIP_WEBHOOK_TOKEN>"
-        )
-
-
-def _store_kind(url: str) -> str:
-    return "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+        hook = f"{base}/drip/webhook?token=<DRIP_WEBHOOK_TOKEN>"
+        click.echo(f"\nDrip webhook URL (Settings > Webhooks): {hook}")
 
 
 def init_app(app: Flask) -> None:

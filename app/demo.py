@@ -59,9 +59,9 @@ def send_segment_traffic(bridge: str) -> int:
     client.identify("u-alan", {"email": "alan@example.com", "firstName": "Alan", "company": "NPL"})
     client.track("u-ada", "Viewed Pricing", {"page": "/pricing"})  # email from the identify
     client.track("u-alan", "Signed Up", {"plan": "team", "revenue": 49.99})
-    client.track("u-ada", "Order Completed", {"order_id": "A-1", "total": 120.5, "products": [
-        {"product_id": "p1", "sku": "SKU-1", "name": "Analytical Engine", "price": 120.5, "quantity": 1}
-    ]})  # fmt: skip
+    engine = {"product_id": "p1", "sku": "SKU-1", "name": "Engine", "price": 120.5, "quantity": 1}
+    order = {"order_id": "A-1", "total": 120.5, "products": [engine]}
+    client.track("u-ada", "Order Completed", order)
     client.track("u-nobody", "Opened App")  # no email anywhere: skipped, reported
     return 6
 
@@ -100,30 +100,47 @@ def show(title: str, items: list[Any]) -> None:
 
 @click.command("demo", help="Run the bridge beside local Drip and Segment simulators.")
 def demo() -> None:
-    drip, segment = FakeDrip(token=TOKEN, account_id=ACCOUNT, campaigns=[CAMPAIGN]), FakeSegment(write_key=SEGMENT_KEY)
-    with tempfile.TemporaryDirectory() as folder, drip.serve() as drip_srv, segment.serve() as seg_srv:
+    drip = FakeDrip(token=TOKEN, account_id=ACCOUNT, campaigns=[CAMPAIGN])
+    segment = FakeSegment(write_key=SEGMENT_KEY)
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        drip.serve() as drip_srv,
+        segment.serve() as seg_srv,
+    ):
         port = free_port()
         bridge = f"http://127.0.0.1:{port}"
         click.echo(f"[1/4] fake Drip on {drip_srv.url}, fake Segment on {seg_srv.url}")
+        log = (Path(folder) / "bridge.log").open("wb")
         server = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)],
             env=bridge_env(folder, drip_srv.url, seg_srv.url),
             cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_for("the bridge to start", lambda: _up(bridge))
             click.echo(f"[2/4] bridge up on {bridge}; sending Segment traffic and Drip webhooks")
             sent = send_segment_traffic(bridge)
             hooks = send_drip_webhooks(bridge)
-            click.echo(f"[3/4] sent {sent} Segment calls and {hooks} Drip webhooks; waiting for delivery")
+            click.echo(
+                f"[3/4] sent {sent} Segment calls and {hooks} Drip webhooks; waiting for delivery"
+            )
             expected = 7  # 2 subscribers, 2 campaign subscriptions, 2 events, 1 order
-            wait_for("Drip to receive everything", lambda: _progress(drip, segment, expected, hooks))
-            click.echo("\n[4/4] delivered")
-            show("Drip received", [(c.method, c.path, c.json) for c in drip.calls() if c.status < 300])
+            wait_for(
+                "Drip to receive everything", lambda: _progress(drip, segment, expected, hooks)
+            )
+            click.echo("\n[4/4] everything delivered")
+            show(
+                "Drip received",
+                [(c.method, c.path, c.json) for c in drip.calls() if c.status < 300],
+            )
             show("Segment received", [_short(m) for m in segment.messages()])
+            show("Skipped, with the reason (from /metrics)", _skipped(bridge))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+            log.close()
     click.echo("\ndemo finished: the bridge stored, mapped and delivered both directions.")
 
 
@@ -137,8 +154,15 @@ def _up(bridge: str) -> bool:
 def _progress(drip: FakeDrip, segment: FakeSegment, expected: int, hooks: int) -> bool:
     delivered = sum(1 for c in drip.calls() if c.status < 300 and c.method == "POST")
     forwarded = len(segment.messages())
-    click.echo(f"      Drip calls {delivered}/{expected}, Segment tracks {forwarded}/{hooks}\r", nl=False)
+    click.echo(
+        f"\r      Drip calls {delivered}/{expected}, Segment tracks {forwarded}/{hooks}", nl=False
+    )
     return delivered >= expected and forwarded >= hooks
+
+
+def _skipped(bridge: str) -> list[str]:
+    lines = requests.get(f"{bridge}/metrics", timeout=5).text.splitlines()
+    return [line for line in lines if line.startswith("bridge_messages_skipped_total")]
 
 
 def _short(message: dict[str, Any]) -> dict[str, Any]:

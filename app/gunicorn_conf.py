@@ -13,12 +13,11 @@ import sys
 import tempfile
 from typing import Any
 
+from app.config import Config, ConfigError  # imports nothing of prometheus_client
 
 # Merge the counters of all processes for /metrics (prometheus_client multiprocess);
-# this must be set before prometheus_client is first imported, so it comes first.
+# this must be set before prometheus_client is first imported, which the app does.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-bridge-metrics-"))
-
-from app.config import Config, ConfigError  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

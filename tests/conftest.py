@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.factory import create_app
 from app.config import Config
 from app.delivery.runner import create_worker
 from app.delivery.worker import Worker
+from app.factory import create_app
 from app.simulators.drip import FakeDrip
 from app.simulators.segment import FakeSegment
 from app.store import tables, upgrade

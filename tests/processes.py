@@ -55,7 +55,9 @@ class Processes:
         return proc
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
 
     def gunicorn(self, port: int, *extra: str) -> str:
         self.start(

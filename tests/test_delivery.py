@@ -109,17 +109,21 @@ def test_retry_after_from_a_429_is_honoured(
 def test_a_422_is_dead_lettered_with_drips_code_and_message(
     client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
 ) -> None:
-    body = {"errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]}
+    body = {
+        "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
+    }
     fake_drip.fail_next(1, status=422, body=body)
     post(client, IDENTIFY)
     drain(worker)
     (row,) = rows(app)
-    assert (row.state, row.error_code, row.error) == ("dead", "email_error", "Email is invalid (email)")
+    assert (row.state, row.error_code, row.error) == (
+        "dead",
+        "email_error",
+        "Email is invalid (email)",
+    )
 
 
-def test_a_timeout_is_retried(
-    client: FlaskClient, app: Flask, fake_drip: FakeDrip
-) -> None:
+def test_a_timeout_is_retried(client: FlaskClient, app: Flask, fake_drip: FakeDrip) -> None:
     worker = create_worker(app)
     worker.senders[0].client.timeout = 0.5  # type: ignore[attr-defined]
     fake_drip.hang()
@@ -160,7 +164,11 @@ def test_a_persons_later_update_waits_for_the_earlier_one(
     assert len(fake_drip.calls()) == 1  # the track did not overtake the failed identify
     make_due(app)
     drain(worker)
-    assert [c.path.rsplit("/", 1)[1] for c in fake_drip.calls()] == ["subscribers", "subscribers", "events"]
+    assert [c.path.rsplit("/", 1)[1] for c in fake_drip.calls()] == [
+        "subscribers",
+        "subscribers",
+        "events",
+    ]
 
 
 def test_work_held_by_a_dead_worker_is_taken_up_after_the_lease(
@@ -184,7 +192,8 @@ def test_several_workers_never_send_a_row_twice(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
     messages = [
-        IDENTIFY | {"messageId": f"m{i}", "userId": f"u{i}", "traits": {"email": f"p{i}@example.com"}}
+        IDENTIFY
+        | {"messageId": f"m{i}", "userId": f"u{i}", "traits": {"email": f"p{i}@example.com"}}
         for i in range(120)
     ]
     post(client, *messages)

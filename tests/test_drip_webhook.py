@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import __version__
-from app.factory import create_app
 from app.delivery.segment_sender import SegmentSender
 from app.delivery.worker import Worker
+from app.factory import create_app
 from app.simulators.drip import FakeDrip
 from app.simulators.segment import FakeSegment
 from tests.conftest import ACCOUNT_ID, WEBHOOK_TOKEN, WRITE_KEY, drain, make_config
@@ -125,7 +125,12 @@ def test_valid_events_that_are_not_forwarded_get_200_and_are_counted(
         ("/drip/webhook", CLICK, 401, "unauthorized"),
         ("/drip/webhook?token=wrong", CLICK, 401, "unauthorized"),
         (URL, "not json", 400, "invalid_json"),
-        (URL, {"data": CLICK["data"], "occurred_at": "2013-06-21T10:31:58Z"}, 400, "invalid_webhook"),
+        (
+            URL,
+            {"data": CLICK["data"], "occurred_at": "2013-06-21T10:31:58Z"},
+            400,
+            "invalid_webhook",
+        ),
         (URL, webhook("subscriber.opened_email", occurred_at="yesterday"), 400, "invalid_webhook"),
     ],
     ids=["no token", "wrong token", "not json", "no event", "bad occurred_at"],

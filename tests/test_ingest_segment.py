@@ -20,7 +20,9 @@ def post_segment(client: FlaskClient, body: Any, **headers: str) -> Any:
     return client.post("/segment", data=dumps(body), headers=JSON | bearer(WRITE_KEY) | headers)
 
 
-def test_identify_then_track_are_stored_in_order_and_counted(client: FlaskClient, app: Flask) -> None:
+def test_identify_then_track_are_stored_in_order_and_counted(
+    client: FlaskClient, app: Flask
+) -> None:
     response = post_segment(client, [IDENTIFY, TRACK])
     assert response.status_code == 200
     assert response.json == {"success": True, "accepted": 2, "duplicates": 0, "skipped": []}
@@ -31,7 +33,9 @@ def test_identify_then_track_are_stored_in_order_and_counted(client: FlaskClient
     ]
 
 
-def test_a_repeated_message_id_is_a_duplicate_and_stored_once(client: FlaskClient, app: Flask) -> None:
+def test_a_repeated_message_id_is_a_duplicate_and_stored_once(
+    client: FlaskClient, app: Flask
+) -> None:
     post_segment(client, IDENTIFY)
     response = post_segment(client, IDENTIFY)
     assert response.json == {"success": True, "accepted": 0, "duplicates": 1, "skipped": []}
@@ -60,7 +64,9 @@ def test_a_track_without_any_email_is_skipped_as_missing_email(client: FlaskClie
     assert response.json["skipped"] == [{"messageId": "m-lonely", "reason": "missing_email"}]
 
 
-def test_a_message_sent_by_the_bridge_itself_is_skipped_by_the_loop_guard(client: FlaskClient) -> None:
+def test_a_message_sent_by_the_bridge_itself_is_skipped_by_the_loop_guard(
+    client: FlaskClient,
+) -> None:
     echo = TRACK | {"messageId": "m-echo", "context": {"integration": {"name": "drip-bridge"}}}
     response = post_segment(client, echo)
     assert response.json["skipped"][0]["reason"] == "loop_guard"
@@ -88,7 +94,9 @@ def test_bad_bodies_get_400_saying_what_to_fix(
 
 
 def test_a_body_that_is_not_json_content_is_415(client: FlaskClient) -> None:
-    response = client.post("/segment", data="a=b", headers={"Content-Type": "text/csv"} | bearer(WRITE_KEY))
+    response = client.post(
+        "/segment", data="a=b", headers={"Content-Type": "text/csv"} | bearer(WRITE_KEY)
+    )
     assert response.status_code == 415
     assert response.json == {
         "error": {
@@ -108,7 +116,9 @@ def test_a_body_over_512_kb_is_413(client: FlaskClient) -> None:
 
 def test_a_valid_signature_over_the_raw_body_is_accepted(client: FlaskClient) -> None:
     raw = b'{ "type":"identify","userId":"u1", "traits":{"email":"ada@example.com"}}'
-    response = client.post("/segment", data=raw, headers=JSON | {"X-Signature": sign(SHARED_SECRET, raw)})
+    response = client.post(
+        "/segment", data=raw, headers=JSON | {"X-Signature": sign(SHARED_SECRET, raw)}
+    )
     assert response.status_code == 200
     assert response.json["accepted"] == 1
 
@@ -116,12 +126,16 @@ def test_a_valid_signature_over_the_raw_body_is_accepted(client: FlaskClient) ->
 def test_an_array_is_verified_over_its_first_element_exactly_as_sent(client: FlaskClient) -> None:
     first = b'{"type":"identify",  "userId":"u1","traits":{"email":"ada@example.com"}}'
     raw = b"[ " + first + b' ,\n{"type":"track","userId":"u1","event":"E"}]'
-    response = client.post("/segment", data=raw, headers=JSON | {"X-Signature": sign(SHARED_SECRET, first)})
+    response = client.post(
+        "/segment", data=raw, headers=JSON | {"X-Signature": sign(SHARED_SECRET, first)}
+    )
     assert response.status_code == 200
     assert response.json["accepted"] == 2
 
 
-def test_a_wrong_signature_is_401_and_says_which_secret_to_check(client: FlaskClient, app: Flask) -> None:
+def test_a_wrong_signature_is_401_and_says_which_secret_to_check(
+    client: FlaskClient, app: Flask
+) -> None:
     raw = dumps(IDENTIFY)
     response = client.post("/segment", data=raw, headers=JSON | {"X-Signature": sign("wrong", raw)})
     assert response.status_code == 401
@@ -147,7 +161,9 @@ def test_basic_auth_with_the_write_key_as_user_is_accepted(client: FlaskClient) 
 
 
 def test_with_no_secret_configured_the_endpoint_fails_closed(database_url: str) -> None:
-    config = make_config(database_url, "http://127.0.0.1:9", bridge_write_key=None, segment_shared_secret=None)
+    config = make_config(
+        database_url, "http://127.0.0.1:9", bridge_write_key=None, segment_shared_secret=None
+    )
     client = create_app(config).test_client()
     response = client.post("/segment", data=dumps(IDENTIFY), headers=JSON)
     assert response.status_code == 503
@@ -176,7 +192,9 @@ def test_v1_batch_takes_the_write_key_in_the_body_and_never_stores_it(
 
 
 def test_v1_track_without_type_takes_it_from_the_path(client: FlaskClient, app: Flask) -> None:
-    body = {k: v for k, v in TRACK.items() if k != "type"} | {"properties": {"email": "ada@example.com"}}
+    body = {k: v for k, v in TRACK.items() if k != "type"} | {
+        "properties": {"email": "ada@example.com"}
+    }
     response = client.post("/v1/track", data=dumps(body), headers=JSON | basic(WRITE_KEY))
     assert response.json["accepted"] == 1
     assert rows(app)[0].kind == "event"

@@ -80,7 +80,9 @@ class SegmentSender:
             if error:
                 refused[row.id] = error
         if not self._flush(client):
-            timeout = DeliveryError(f"Segment did not take the batch within {self.flush_timeout:g}s")
+            timeout = DeliveryError(
+                f"Segment did not take the batch within {self.flush_timeout:g}s"
+            )
             return ((row, refused.get(row.id, timeout)) for row in rows)
         with self._lock:
             failed, self._failed = self._failed, {}
