@@ -66,7 +66,7 @@ class StoreCollector(Collector):
         )
         query = (
             sa.select(outbox.c.destination, outbox.c.state, sa.func.count())
-            .where(outbox.c.state != "done")
+            .where(outbox.c.state.in_(("pending", "dead")))
             .group_by(outbox.c.destination, outbox.c.state)
         )
         with store.engine().connect() as conn:

@@ -64,8 +64,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> 
     url: str = request.getfixturevalue("postgres_url")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        names = ", ".join(t.name for t in tables.metadata.sorted_tables)
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
+        budgets = sa.inspect(conn).get_table_names()  # pyrate-limiter's rate buckets too
+        names = [t.name for t in tables.metadata.sorted_tables]
+        names += [n for n in budgets if n.startswith("ratelimit___")]
+        conn.execute(sa.text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY"))
     engine.dispose()
     return url
 

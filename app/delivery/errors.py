@@ -9,6 +9,8 @@ class DeliveryError(Exception):
     `permanent`: retrying cannot help (4xx except 408/429): dead-letter it.
     `auth`: the credentials were refused (401/403): pause, do not dead-letter.
     `retry_after`: seconds the service asked us to wait, when it said.
+    `attempted`: False when the try does not count: no budget was left (no call was
+    made), or Drip answered that its budget is spent.
     """
 
     def __init__(
@@ -19,6 +21,7 @@ class DeliveryError(Exception):
         auth: bool = False,
         code: str = "error",
         retry_after: float | None = None,
+        attempted: bool = True,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -26,6 +29,7 @@ class DeliveryError(Exception):
         self.auth = auth
         self.code = code
         self.retry_after = retry_after
+        self.attempted = attempted
 
 
 def from_status(status: int, code: str, message: str, retry_after: float | None) -> DeliveryError:

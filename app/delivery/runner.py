@@ -8,6 +8,7 @@ import threading
 import click
 from flask import Flask, current_app
 
+from app.delivery.budget import budget
 from app.delivery.drip_client import DripClient
 from app.delivery.drip_sender import DripSender
 from app.delivery.segment_sender import SegmentSender
@@ -23,7 +24,9 @@ def drip_client(app: Flask) -> DripClient:
 def create_worker(app: Flask, lease: float = LEASE_SECONDS) -> Worker:
     """A worker for Drip, and for Segment when SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]
-    senders: list[Sender] = [DripSender(drip_client(app))]
+    individual = budget("individual", cfg.drip_rate_limit, cfg.database_url)
+    batch = budget("batch", cfg.drip_batch_rate_limit, cfg.database_url)
+    senders: list[Sender] = [DripSender(drip_client(app), individual, batch)]
     if cfg.segment_write_key:
         senders.append(SegmentSender(cfg.segment_write_key, cfg.segment_api_host))
     return Worker(app.extensions["engine"], senders, lease=lease)

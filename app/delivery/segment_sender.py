@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from segment.analytics import Client
 
 from app import __version__
 from app.delivery.errors import DeliveryError, from_status
-from app.delivery.worker import Result, Row
+from app.delivery.worker import Lane, Result, Row
 from app.mapping.to_segment import to_track
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,13 @@ class SegmentSender:
             for message in batch:
                 self._failed[str(message.get("messageId"))] = failure
 
-    def deliver(self, rows: Sequence[Row]) -> Iterator[Result]:
+    def lanes(self, due: Mapping[str, int]) -> list[Lane]:
+        return [Lane(self.claim_size)]
+
+    def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
+        yield list(self._deliver(rows))
+
+    def _deliver(self, rows: Sequence[Row]) -> Iterator[Result]:
         client = self.client()
         refused: dict[int, DeliveryError] = {}
         for row in rows:

@@ -1,8 +1,9 @@
 """The delivery worker: a loop of small steps.
 
-A step claims due rows for each destination, hands them to that destination's
-sender, then marks each row done, schedules a retry or dead-letters it. Tests run
-one step at a time; SIGTERM lets the current step finish.
+A step asks each destination's sender which lanes to work (which rows, how many:
+the sender knows its rate budgets), claims those rows, hands them to the sender,
+then marks each row done, schedules a retry or dead-letters it. Tests run one
+step at a time; SIGTERM lets the current step finish.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,12 +33,23 @@ Row = sa.Row[Any]
 Result = tuple[Row, DeliveryError | None]
 
 
+@dataclass(frozen=True)
+class Lane:
+    """Rows to claim in one go: up to `limit`, only of `kind` when set."""
+
+    limit: int
+    kind: str | None = None
+    batch: bool = False
+
+
 class Sender(Protocol):
     destination: str
-    claim_size: int
 
-    def deliver(self, rows: Sequence[Row]) -> Iterator[Result]:
-        """Send `rows`, yielding each row's result (None: delivered) as soon as it is known."""
+    def lanes(self, due: Mapping[str, int]) -> list[Lane]:
+        """What to claim now, given how many rows of each kind are due."""
+
+    def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
+        """Send `rows`, yielding results (error None: delivered) as groups finish."""
 
     def probe(self) -> None:
         """Raise DeliveryError while the credentials are still refused."""
@@ -106,34 +118,47 @@ class Worker:
 
     def _step(self, sender: Sender, now: float) -> bool:
         with self.engine.begin() as conn:
-            rows = outbox.claim(conn, sender.destination, sender.claim_size, now, self.lease)
-        if not rows:
-            return False
-        for row, error in sender.deliver(rows):
-            # Settled one by one, so a worker killed mid-claim re-sends at most one call.
+            due = outbox.due_counts(conn, sender.destination, now)
+        found = False
+        for lane in sender.lanes(due) if due else []:
             with self.engine.begin() as conn:
-                self._settle(conn, sender.destination, row, error)
-        return True
+                rows = outbox.claim(
+                    conn, sender.destination, lane.limit, now, self.lease, lane.kind
+                )
+            if rows:
+                found = True
+                # Settled group by group, so a worker killed mid-claim re-sends little.
+                for results in sender.deliver(rows, lane):
+                    self._settle(sender.destination, results)
+        return found
 
-    def _settle(
-        self, conn: sa.Connection, dest: str, row: Row, error: DeliveryError | None
-    ) -> None:
+    def _settle(self, dest: str, results: list[Result]) -> None:
         now = time.time()
-        if error is None:
-            outbox.finish(conn, [row.id], now)
-            metrics.DELIVERED.labels(dest).inc()
+        delivered = [row for row, error in results if error is None]
+        with self.engine.begin() as conn:
+            outbox.finish(conn, [row.id for row in delivered], now)
+            for row, error in results:
+                if error is not None:
+                    self._fail(conn, dest, row, error, now)
+        metrics.DELIVERED.labels(dest).inc(len(delivered))
+        for row in delivered:
             metrics.LATENCY.labels(dest).observe(now - row.received_at)
-        elif error.auth:
+
+    def _fail(
+        self, conn: sa.Connection, dest: str, row: Row, error: DeliveryError, now: float
+    ) -> None:
+        if error.auth:
             outbox.release(conn, [row.id], now, error.message)
             self._pause(dest, error.message, now)
+        elif not error.attempted:
+            outbox.release(conn, [row.id], now + (error.retry_after or 1.0), error.message)
         elif error.permanent or now - row.received_at > GIVE_UP_AFTER:
             outbox.dead_letter(conn, [row.id], error.code, error.message, now)
             metrics.DEAD.labels(dest, error.code).inc()
             log.warning("dead-lettered %s row %s: %s %s", dest, row.id, error.code, error.message)
         else:
-            outbox.retry_later(
-                conn, [row.id], now + backoff(row.attempts, error.retry_after), error.message
-            )
+            retry_at = now + backoff(row.attempts, error.retry_after)
+            outbox.retry_later(conn, [row.id], retry_at, error.message)
             metrics.RETRIED.labels(dest).inc()
 
     def _pause(self, dest: str, reason: str, now: float) -> None:

@@ -123,8 +123,31 @@ def join_campaign(conn: sa.Connection, email: str, campaign_id: str, now: float)
     return _inserted(conn, stmt.on_conflict_do_nothing().returning(campaign_members.c.email))
 
 
+def due_counts(
+    conn: sa.Connection, destination: str, now: float, cap: int = 5000
+) -> dict[str, int]:
+    """How many rows of each kind are due (counting at most `cap` rows, so it stays cheap)."""
+    due = (
+        sa.select(outbox.c.kind)
+        .where(
+            outbox.c.destination == destination,
+            outbox.c.state == "pending",
+            outbox.c.available_at <= now,
+        )
+        .limit(cap)
+        .subquery()
+    )
+    rows = conn.execute(sa.select(due.c.kind, sa.func.count()).group_by(due.c.kind))
+    return {kind: count for kind, count in rows}
+
+
 def claim(
-    conn: sa.Connection, destination: str, limit: int, now: float, lease: float = LEASE_SECONDS
+    conn: sa.Connection,
+    destination: str,
+    limit: int,
+    now: float,
+    lease: float = LEASE_SECONDS,
+    kind: str | None = None,
 ) -> list[sa.Row[Any]]:
     """Lease up to `limit` due rows, at most one per person: the oldest one.
 
@@ -154,6 +177,8 @@ def claim(
         .order_by(outbox.c.id)
         .limit(limit)
     )
+    if kind is not None:
+        due = due.where(outbox.c.kind == kind)
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     stmt = (
@@ -166,6 +191,8 @@ def claim(
 
 
 def finish(conn: sa.Connection, ids: Sequence[int], now: float) -> None:
+    if not ids:
+        return
     conn.execute(
         outbox.update()
         .where(outbox.c.id.in_(ids))

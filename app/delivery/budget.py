@@ -1,0 +1,77 @@
+"""Drip's rate budgets, shared by every process that talks to Drip.
+
+The counting is pyrate-limiter's, kept in the bridge's own database: a SQLite
+bucket (with a file lock across processes) next to the SQLite store, a PostgreSQL
+bucket in the PostgreSQL store. Taking is never blocking: a worker that finds the
+budget spent leaves the work for later instead of sleeping on it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from pyrate_limiter import Duration, Limiter
+from pyrate_limiter import Rate as LimiterRate
+from pyrate_limiter.abstracts import AbstractBucket
+from pyrate_limiter.buckets import PostgresBucket, SQLiteBucket
+
+from app.config import Rate
+
+
+class Budget:
+    """`rate.count` calls per `rate.period` seconds, for all processes together."""
+
+    def __init__(self, name: str, rate: Rate, bucket: AbstractBucket) -> None:
+        self.name = name
+        self.rate = rate
+        self.limiter = Limiter(bucket)
+        self.closed_until = 0.0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between calls when the budget is spread evenly."""
+        return self.rate.period / self.rate.count
+
+    @property
+    def open(self) -> bool:
+        """False while the budget is known to be spent: no point claiming work for it."""
+        return time.time() >= self.closed_until
+
+    def take(self) -> bool:
+        """Spend one call if the budget has one now (take it right before the call)."""
+        if not self.open:
+            return False
+        if self.limiter.try_acquire(self.name, blocking=False):
+            return True
+        self.close_for(self.interval)
+        return False
+
+    def close_for(self, seconds: float) -> None:
+        """Drip answered 429: spend nothing more until its window turns."""
+        self.closed_until = max(self.closed_until, time.time() + seconds)
+
+
+def limiter_rate(rate: Rate) -> LimiterRate:
+    """The window a little longer than Drip's (2%, at most a second): the margin covers
+    the time between taking a call and Drip counting it, so Drip never sees one too many."""
+    margin = min(1.0, 0.02 * rate.period)
+    return LimiterRate(rate.count, int((rate.period + margin) * Duration.SECOND))
+
+
+def budget(name: str, rate: Rate, database_url: str) -> Budget:
+    """A budget kept in the store's database (`database_url`, SQLAlchemy form)."""
+    url = sa.make_url(database_url)
+    rates = [limiter_rate(rate)]
+    table = f"drip_budget_{name}"
+    bucket: AbstractBucket
+    if url.get_backend_name() == "sqlite":
+        path = f"{url.database}.budget"  # beside the store: its own file, its own lock
+        bucket = SQLiteBucket.init_from_file(rates, table=table, db_path=path, use_file_lock=True)
+    else:
+        from psycopg_pool import ConnectionPool
+
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pool = ConnectionPool(conninfo, min_size=1, max_size=2, open=True)
+        bucket = PostgresBucket(pool, table, rates)
+    return Budget(name, rate, bucket)

@@ -1,0 +1,163 @@
+"""Shared helpers: processes, ports, throwaway PostgreSQL databases, result files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = Path(__file__).resolve().parent / "results"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+WRITE_KEY = "bench-write-key"
+ACCOUNT_ID = "9999999"
+DRIP_TOKEN = "x"
+
+
+def bridge_env(database_url: str, drip_url: str = "http://127.0.0.1:9") -> dict[str, str]:
+    """The bridge's environment as in tests/test_end_to_end.py (WEB_CONCURRENCY default)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "DATABASE_URL")}
+    return env | {
+        "DRIP_ACCOUNT_ID": ACCOUNT_ID,
+        "DRIP_API_TOKEN": DRIP_TOKEN,
+        "DRIP_API_URL": drip_url,
+        "BRIDGE_WRITE_KEY": WRITE_KEY,
+        "DATABASE_URL": database_url,
+        "DRIP_RATE_LIMIT": "1000000/hour",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+class Processes:
+    """Processes started by a benchmark; `stop_all` ends each of them by its own pid."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: Sequence[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(list(argv), env=env, cwd=ROOT, stdout=log, stderr=log)
+        self.started.append(proc)
+        return proc
+
+    def gunicorn(self, app: str, port: int, env: dict[str, str], name: str) -> str:
+        """`gunicorn -c python:app.gunicorn_conf <app>` (the Procfile's web) on `port`."""
+        argv = [str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
+                f"127.0.0.1:{port}", app]  # fmt: skip
+        proc = self.start(argv, env, name)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(
+                f"{name} to serve", lambda: proc.poll() is None and answers(f"{url}/healthz")
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its log ends:\n{self.tail(name)}") from exc
+        return url
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        text = (self.logs / f"{name}.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[str | None]:
+    """A fresh database on the local PostgreSQL (None when unreachable), dropped afterwards."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        print(f"PostgreSQL unreachable, skipped: {type(exc).__name__}", file=sys.stderr)
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size of `pid` (VmHWM) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+def save(name: str, figures: dict[str, Any], summary: str) -> None:
+    """bench/results/<name>.json and .md, and the summary on stdout."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(summary + "\n")
+    print(summary)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
