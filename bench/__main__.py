@@ -9,11 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import backlog, ingest
+from bench import backlog, ingest, latency, throughput
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": ingest.main,
     "backlog": backlog.main,
+    "throughput": throughput.main,
+    "latency": latency.main,
 }
 
 

@@ -24,10 +24,13 @@ INDIVIDUAL_CLAIM = 10  # rows a step sends one by one at most
 class DripSender:
     destination = "drip"
 
-    def __init__(self, client: DripClient, individual: Budget, batch: Budget) -> None:
+    def __init__(
+        self, client: DripClient, individual: Budget, batch: Budget, batching: bool = True
+    ) -> None:
         self.client = client
         self.individual = individual
         self.batch = batch
+        self.batching = batching  # off: one call per record, as other integrations do
         # Backlog worth a batch call: what the individual budget needs longer than
         # one batch interval to clear (72 records at Drip's 3600/h and 50/h).
         self.batch_min = max(2, math.ceil(batch.interval / individual.interval))
@@ -39,7 +42,7 @@ class DripSender:
             for kind in sorted(BATCH, key=lambda k: -due.get(k, 0))
             if due.get(kind, 0) >= self.batch_min
         ]
-        lanes = lanes if self.batch.open else []
+        lanes = lanes if self.batching and self.batch.open else []
         if self.individual.open:
             lanes.append(Lane(min(INDIVIDUAL_CLAIM, sum(due.values()))))
         return lanes

@@ -21,12 +21,12 @@ def drip_client(app: Flask) -> DripClient:
     return DripClient(cfg.drip_api_url, cfg.drip_account_id, cfg.drip_api_token)
 
 
-def create_worker(app: Flask, lease: float = LEASE_SECONDS) -> Worker:
+def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True) -> Worker:
     """A worker for Drip, and for Segment when SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]
     individual = budget("individual", cfg.drip_rate_limit, cfg.database_url)
     batch = budget("batch", cfg.drip_batch_rate_limit, cfg.database_url)
-    senders: list[Sender] = [DripSender(drip_client(app), individual, batch)]
+    senders: list[Sender] = [DripSender(drip_client(app), individual, batch, batches)]
     if cfg.segment_write_key:
         senders.append(SegmentSender(cfg.segment_write_key, cfg.segment_api_host))
     return Worker(app.extensions["engine"], senders, lease=lease)
@@ -43,12 +43,15 @@ def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
 
 @click.command("worker", help="Run the delivery worker alone (the worker process).")
 @click.option("--lease", default=LEASE_SECONDS, show_default=True, help="Seconds a claim is held.")
-def worker_command(lease: float) -> None:
+@click.option(
+    "--no-batches", is_flag=True, help="One Drip call per record (the peer baseline of bench/)."
+)
+def worker_command(lease: float, no_batches: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    create_worker(app, lease).run(stop)
+    create_worker(app, lease, batches=not no_batches).run(stop)
 
 
 def init_app(app: Flask) -> None:

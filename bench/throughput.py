@@ -1,0 +1,117 @@
+"""Drip throughput at compressed budgets: the bridge against the one-call-per-event baseline.
+
+The fake Drip enforces 60 calls / 6 s and 2 batch calls / 6 s (Drip's 3600/h and
+50/h, compressed). A backlog of events waits in the store; a worker drains it for a
+whole number of windows from its first call. Records accepted in that time are
+divided by the theoretical maximum (60 + 2 x 1000 per window). The same load then
+goes through `drip-bridge worker --no-batches` (one call per record, as the other
+integrations do), alternately, in the same run.
+
+    python -m bench throughput [--windows 5] [--rounds 2] [--backlog 30000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+from app.simulators.drip import FakeDrip
+from app.store import create_engine, outbox, upgrade
+from bench.common import ACCOUNT_ID, BIN, DRIP_TOKEN, Processes, bridge_env, save, table
+
+WINDOW, CALLS, BATCH_CALLS, BATCH_SIZE = 6.0, 60, 2, 1000
+
+
+def fill(database_url: str, backlog: int) -> None:
+    """`backlog` events, one per person, as ingest would have stored them."""
+    engine = create_engine(database_url)
+    upgrade(engine)
+    now = time.time()
+    with engine.begin() as conn:
+        for start in range(0, backlog, 5000):
+            calls = [
+                outbox.Pending("drip", "event", f"p{i}@example.com", {
+                    "email": f"p{i}@example.com", "action": "Viewed Page",
+                    "occurred_at": "2026-11-26T10:00:00Z", "properties": {"n": i},
+                })
+                for i in range(start, min(backlog, start + 5000))
+            ]  # fmt: skip
+            for call in calls:
+                outbox.enqueue(conn, f"m{call.body['properties']['n']}", [call], now)
+    engine.dispose()
+
+
+def delivered(fake: FakeDrip, seconds: float) -> tuple[int, int]:
+    """Records and calls accepted within `seconds` of the first call."""
+    calls = [c for c in fake.calls() if c.method == "POST" and c.status < 300]
+    if not calls:
+        return 0, 0
+    start = calls[0].at
+    inside = [c for c in calls if c.at < start + seconds]
+    return sum(_records(c.json) for c in inside), len(inside)
+
+
+def _records(body: Any) -> int:
+    if "batches" in body:
+        return sum(len(next(iter(b.values()))) for b in body["batches"])
+    return len(next(iter(body.values())))
+
+
+def run(mode: str, windows: int, backlog: int) -> dict[str, Any]:
+    fake = FakeDrip(token=DRIP_TOKEN, account_id=ACCOUNT_ID,
+                    rate_limit=(CALLS, WINDOW), batch_rate_limit=(BATCH_CALLS, WINDOW))  # fmt: skip
+    seconds = windows * WINDOW
+    with tempfile.TemporaryDirectory() as folder, fake.serve() as served:
+        url = f"sqlite:///{folder}/bench.sqlite3"
+        fill(url, backlog)
+        env = bridge_env(url, served.url) | {
+            "DRIP_RATE_LIMIT": f"{CALLS}/{WINDOW:g}s",
+            "DRIP_BATCH_RATE_LIMIT": f"{BATCH_CALLS}/{WINDOW:g}s",
+        }
+        procs = Processes(Path(folder))
+        argv = [str(BIN / "drip-bridge"), "worker"] + (
+            ["--no-batches"] if mode == "baseline" else []
+        )
+        procs.start(argv, env, mode)
+        try:
+            deadline = time.monotonic() + seconds + 30
+            while not fake.calls() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(seconds + 1)
+        finally:
+            procs.stop_all()
+        records, calls = delivered(fake, seconds)
+        stats = fake.stats()
+    maximum = windows * (CALLS + BATCH_CALLS * BATCH_SIZE)
+    return {"mode": mode, "seconds": seconds, "records": records, "calls": calls,
+            "of_maximum": round(records / maximum, 3), "over_budget": stats["over_budget"],
+            "concurrency_violations": stats["concurrency_violations"],
+            "dropped": stats["dropped"]}  # fmt: skip
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench throughput")
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--backlog", type=int, default=30000)
+    args = parser.parse_args(argv)
+    runs = [run(mode, args.windows, args.backlog)
+            for _ in range(args.rounds) for mode in ("bridge", "baseline")]  # fmt: skip
+    bridge = [r for r in runs if r["mode"] == "bridge"]
+    baseline = [r for r in runs if r["mode"] == "baseline"]
+    ratio = min(r["records"] for r in bridge) / max(1, max(r["records"] for r in baseline))
+    keys = ["mode", "seconds", "records", "calls", "of_maximum", "over_budget",
+            "concurrency_violations", "dropped"]  # fmt: skip
+    summary = "\n".join([
+        f"## Drip throughput ({CALLS} calls + {BATCH_CALLS} batch calls per {WINDOW:g} s; "
+        f"maximum {CALLS + BATCH_CALLS * BATCH_SIZE} records per window)",
+        "", table(keys, [[r[k] for k in keys] for r in runs]), "",
+        f"bridge / one-call-per-event baseline (worst bridge round over best baseline): "
+        f"{ratio:.1f}x; targets: >= 0.9 of maximum, >= 10x baseline, 0 violations, 0 dropped",
+    ])  # fmt: skip
+    save("throughput", {"runs": runs, "bridge_over_baseline": round(ratio, 2)}, summary)
