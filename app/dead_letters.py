@@ -77,7 +77,7 @@ def table(rows: Sequence[sa.Row[Any]]) -> str:
 @destination_option
 @click.option("--json", "as_json", is_flag=True, help="JSON, with the body and original message.")
 def list_command(limit: int, destination: str | None, as_json: bool) -> None:
-    with store.engine().connect() as conn:
+    with store.reading(store.engine()) as conn:
         rows = letters.dead_letters(conn, destination, limit)
         total = letters.count(conn, destination) if len(rows) == limit else len(rows)
     if as_json:

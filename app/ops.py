@@ -6,12 +6,13 @@ import os
 import time
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app import store
+from app.delivery.runner import budgets
 from app.store.tables import outbox, workers
 
 bp = Blueprint("ops", __name__)
@@ -26,7 +27,7 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     try:
-        with store.engine().connect() as conn:
+        with store.reading(store.engine()) as conn:
             beats = conn.execute(sa.select(workers.c.seen_at, workers.c.paused)).all()
     except sa.exc.DBAPIError as exc:
         return _not_ready(f"database unavailable: {type(exc.orig or exc).__name__}")
@@ -57,9 +58,14 @@ def metrics() -> Response:
 
 
 class StoreCollector(Collector):
-    """Backlog and dead letters by destination, read from the store at scrape time."""
+    """Backlog, dead letters and rate budgets, read from the store at scrape time."""
 
     def collect(self) -> list[GaugeMetricFamily]:  # type: ignore[override]
+        left = GaugeMetricFamily(
+            "bridge_rate_budget_remaining", "Drip calls left in the window", labels=["budget"]
+        )
+        for budget in current_app.extensions.setdefault("budgets", budgets(current_app)):
+            left.add_metric([budget.name], budget.remaining())
         backlog = GaugeMetricFamily("bridge_backlog", "Records waiting", labels=["destination"])
         dead = GaugeMetricFamily(
             "bridge_dead_letters_waiting", "Dead letters", labels=["destination"]
@@ -69,10 +75,10 @@ class StoreCollector(Collector):
             .where(outbox.c.state.in_(("pending", "dead")))
             .group_by(outbox.c.destination, outbox.c.state)
         )
-        with store.engine().connect() as conn:
+        with store.reading(store.engine()) as conn:
             for destination, state, count in conn.execute(query):
                 (backlog if state == "pending" else dead).add_metric([destination], count)
-        return [backlog, dead]
+        return [backlog, dead, left]
 
 
 def _store_registry() -> CollectorRegistry:

@@ -26,7 +26,7 @@ from app.delivery.drip_client import INDIVIDUAL
 from app.errors import ApiError
 from app.ingest.accept import message_id
 from app.ingest.drip_schema import DripWebhookSchema
-from app.ingest.drip_webhook import _skip_reason as webhook_skip_reason
+from app.ingest.drip_webhook import skip_reason as webhook_skip_reason
 from app.ingest.segment import messages_of
 from app.ingest.segment_schema import problems
 from app.mapping.to_drip import map_message
@@ -229,7 +229,7 @@ def preview(file: IO[bytes]) -> None:
     body = load_json(file)
     config: Config = current_app.config["BRIDGE"]
     try:
-        with store.engine().connect() as conn:
+        with store.reading(store.engine()) as conn:
             chunks = preview_body(body, config, conn)
     except sa.exc.SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).splitlines()[0]

@@ -129,22 +129,27 @@ def claim_times(
     }
 
 
+class _Capture:
+    """Stands in for a connection: keeps the statement `outbox.claim` would execute."""
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self.dialect = dialect
+        self.statement: Any = None
+
+    def execute(self, statement: Any) -> list[Any]:
+        self.statement = statement
+        return []
+
+
 def claim_statement(engine: sa.Engine) -> tuple[str, Any]:
-    """The SQL and parameters a claim of 1000 sends (captured, then rolled back)."""
-    captured: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        if sql.lstrip().upper().startswith("UPDATE"):
-            captured.append((sql, params))
-
-    sa.event.listen(engine, "before_cursor_execute", grab)
-    try:
-        with engine.connect() as conn, conn.begin() as tx:
-            outbox.claim(conn, "drip", 1000, time.time())
-            tx.rollback()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", grab)
-    return captured[0]
+    """The SQL and DBAPI parameters of a claim of 1000, as `outbox.claim` builds it."""
+    capture = _Capture(engine.dialect)
+    outbox.claim(capture, "drip", 1000, time.time())  # type: ignore[arg-type]
+    compiled = capture.statement.compile(dialect=engine.dialect)
+    params = compiled.construct_params()
+    if compiled.positiontup is not None:  # SQLite: qmark
+        return str(compiled), tuple(params[k] for k in compiled.positiontup)
+    return str(compiled), params
 
 
 def plan(engine: sa.Engine) -> str:
@@ -270,6 +275,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per claim series")
     parser.add_argument("--worker-seconds", type=float, default=20.0)
     parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--name", default="backlog", help="results file: bench/results/NAME.*")
     parser.add_argument(
         "--index", action="append", default=[], metavar="SQL",
         help="DDL run after the schema is made, to try a candidate index (repeatable)",
@@ -292,4 +298,4 @@ def main(argv: Sequence[str] = ()) -> None:
                         ratios(results["stores"][kind], small, big)
         finally:
             procs.stop_all()
-    save("backlog", results, render(results, small, big))
+    save(args.name, results, render(results, small, big))

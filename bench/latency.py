@@ -18,7 +18,15 @@ import requests
 
 from app.simulators.drip import FakeDrip
 from bench.common import (
-    ACCOUNT_ID, BIN, DRIP_TOKEN, WRITE_KEY, Processes, bridge_env, free_port, percentile, save,
+    ACCOUNT_ID,
+    BIN,
+    DRIP_TOKEN,
+    WRITE_KEY,
+    Processes,
+    bridge_env,
+    free_port,
+    percentile,
+    save,
 )  # fmt: skip
 
 
@@ -65,5 +73,6 @@ def main(argv: Sequence[str]) -> None:
         f"delivered {len(waits)}/{args.messages}; p50 {p50 * 1000:.0f} ms, "
         f"p99 {p99 * 1000:.0f} ms (target p99 <= 2000 ms)"
     )
-    save("latency", {"messages": args.messages, "delivered": len(waits),
-                     "p50_ms": round(p50 * 1000, 1), "p99_ms": round(p99 * 1000, 1)}, summary)  # fmt: skip
+    figures = {"messages": args.messages, "delivered": len(waits),
+               "p50_ms": round(p50 * 1000, 1), "p99_ms": round(p99 * 1000, 1)}  # fmt: skip
+    save("latency", figures, summary)

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
 from app.simulators.drip import FakeDrip
 from app.store import create_engine, outbox, upgrade
 from bench.common import ACCOUNT_ID, BIN, DRIP_TOKEN, Processes, bridge_env, save, table

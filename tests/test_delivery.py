@@ -206,3 +206,38 @@ def test_several_workers_never_send_a_row_twice(
     emails = [r["email"] for r in fake_drip.records("subscriber")]
     assert sorted(emails) == sorted(f"p{i}@example.com" for i in range(120))
     assert {r.state for r in rows(app)} == {"done"}
+
+
+def test_metrics_show_backlog_dead_letters_and_the_budget_left(
+    client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    body = {
+        "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
+    }
+    fake_drip.fail_next(1, status=422, body=body)
+    post(client, IDENTIFY, TRACK | {"userId": "u2", "properties": {"email": "b@example.com"}})
+    post(client, IDENTIFY | {"messageId": "m-later", "userId": "u3", "traits": {"email": "c@x.io"}})
+    worker.step()  # the first call is refused, the other two go out
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'bridge_dead_letters_waiting{destination="drip"} 1.0' in text
+    assert 'bridge_rate_budget_remaining{budget="individual"} 3597.0' in text
+    assert 'bridge_rate_budget_remaining{budget="batch"} 50.0' in text
+    assert 'bridge_messages_accepted_total{source="segment"}' in text
+
+
+def test_a_change_of_email_stays_in_order_with_the_persons_other_updates(
+    client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
+) -> None:
+    renamed = IDENTIFY | {"messageId": "m-rename", "traits": {"email": "ada@lovelace.io"}}
+    fake_drip.fail_next(1, status=500)
+    post(client, IDENTIFY, renamed, TRACK)
+    drain(worker)
+    make_due(app)
+    drain(worker)
+    sent = [(c.path.rsplit("/", 1)[1], c.json) for c in fake_drip.calls() if c.status < 300]
+    assert [(path, next(iter(body.values()))[0]["email"]) for path, body in sent] == [
+        ("subscribers", "ada@example.com"),
+        ("subscribers", "ada@example.com"),  # renamed by new_email, after the first upsert
+        ("events", "ada@lovelace.io"),
+    ]
+    assert sent[1][1]["subscribers"][0]["new_email"] == "ada@lovelace.io"

@@ -174,5 +174,5 @@ def test_preloaded_gunicorn_with_delivery_in_its_workers_still_sends(
 def _ready(url: str) -> bool:
     try:
         return requests.get(f"{url}/readyz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:
         return False

@@ -28,8 +28,8 @@ def test_identify_then_track_are_stored_in_order_and_counted(
     assert response.json == {"success": True, "accepted": 2, "duplicates": 0, "skipped": []}
     stored = rows(app)
     assert [(r.kind, r.person, r.message_id) for r in stored] == [
-        ("subscriber", "ada@example.com", "m-identify-1"),
-        ("event", "ada@example.com", "m-track-1"),
+        ("subscriber", "user:u1", "m-identify-1"),  # ordered by userId, else by email
+        ("event", "user:u1", "m-track-1"),
     ]
 
 

@@ -47,6 +47,12 @@ class Budget:
         self.close_for(self.interval)
         return False
 
+    def remaining(self) -> int:
+        """Calls left in the current window (for /metrics)."""
+        (bucket,) = self.limiter.buckets()
+        bucket.leak(int(time.time() * 1000))
+        return max(0, self.rate.count - int(bucket.count()))  # type: ignore[arg-type]
+
     def close_for(self, seconds: float) -> None:
         """Drip answered 429: spend nothing more until its window turns."""
         self.closed_until = max(self.closed_until, time.time() + seconds)

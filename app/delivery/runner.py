@@ -8,7 +8,7 @@ import threading
 import click
 from flask import Flask, current_app
 
-from app.delivery.budget import budget
+from app.delivery.budget import Budget, budget
 from app.delivery.drip_client import DripClient
 from app.delivery.drip_sender import DripSender
 from app.delivery.segment_sender import SegmentSender
@@ -21,11 +21,19 @@ def drip_client(app: Flask) -> DripClient:
     return DripClient(cfg.drip_api_url, cfg.drip_account_id, cfg.drip_api_token)
 
 
+def budgets(app: Flask) -> tuple[Budget, Budget]:
+    """Drip's individual and batch budgets, as every process of this store shares them."""
+    cfg = app.config["BRIDGE"]
+    return (
+        budget("individual", cfg.drip_rate_limit, cfg.database_url),
+        budget("batch", cfg.drip_batch_rate_limit, cfg.database_url),
+    )
+
+
 def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True) -> Worker:
     """A worker for Drip, and for Segment when SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]
-    individual = budget("individual", cfg.drip_rate_limit, cfg.database_url)
-    batch = budget("batch", cfg.drip_batch_rate_limit, cfg.database_url)
+    individual, batch = budgets(app)
     senders: list[Sender] = [DripSender(drip_client(app), individual, batch, batches)]
     if cfg.segment_write_key:
         senders.append(SegmentSender(cfg.segment_write_key, cfg.segment_api_host))

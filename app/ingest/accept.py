@@ -111,14 +111,22 @@ def _store_one(
     if outcome.skip:
         _skip(conn, summary, message, outcome.skip, None, now)
         return
-    outbox.enqueue(conn, mid, _pending(conn, outcome, now), now)
+    outbox.enqueue(conn, mid, _pending(conn, message, outcome, now), now)
     summary.accepted += 1
 
 
-def _pending(conn: sa.Connection, outcome: Outcome, now: float) -> list[outbox.Pending]:
-    """Drip calls to make; a campaign subscription only the first time (SPEC 4.2)."""
+def _pending(
+    conn: sa.Connection, message: dict[str, Any], outcome: Outcome, now: float
+) -> list[outbox.Pending]:
+    """Drip calls to make; a campaign subscription only the first time (SPEC 4.2).
+
+    The ordering key is the userId when there is one, else the email: a change of
+    email (`new_email`) then stays in order with what came before and after it.
+    """
+    user_id = message.get("userId")
     return [
-        outbox.Pending("drip", c.kind, c.email.lower(), c.record, c.campaign_id)
+        outbox.Pending("drip", c.kind, f"user:{user_id}" if user_id else c.email.lower(),
+                       c.record, c.campaign_id)  # fmt: skip
         for c in outcome.calls
         if c.campaign_id is None or outbox.join_campaign(conn, c.email.lower(), c.campaign_id, now)
     ]

@@ -85,7 +85,7 @@ def _load(body: Any) -> dict[str, Any]:
     return envelope
 
 
-def _skip_reason(envelope: dict[str, Any], cfg: Config) -> str | None:
+def skip_reason(envelope: dict[str, Any], cfg: Config) -> str | None:
     event = envelope["event"]
     if event not in DRIP_EVENTS:
         return "unknown_event"
@@ -102,7 +102,7 @@ def _store(envelope: dict[str, Any], cfg: Config, now: float) -> dict[str, Any]:
     with store.engine().begin() as conn:
         if not outbox.accept(conn, mid, "drip", envelope, now):
             return answer | {"duplicate": True}
-        reason = _skip_reason(envelope, cfg)
+        reason = skip_reason(envelope, cfg)
         if reason:
             outbox.record_skip(conn, "drip", mid, reason, envelope["event"], envelope, now)
             return answer | {"skipped": reason}

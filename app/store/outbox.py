@@ -156,15 +156,14 @@ def claim(
     candidates are locked with SKIP LOCKED, so concurrent workers never share a row.
     """
     earlier = outbox.alias("earlier")
-    blocked = (
-        sa.select(earlier.c.id)
+    first_of_person = (
+        sa.select(sa.func.min(earlier.c.id))
         .where(
             earlier.c.destination == outbox.c.destination,
             earlier.c.person == outbox.c.person,
-            earlier.c.id < outbox.c.id,
             earlier.c.state == "pending",
         )
-        .exists()
+        .scalar_subquery()
     )
     due = (
         sa.select(outbox.c.id)
@@ -172,7 +171,9 @@ def claim(
             outbox.c.destination == destination,
             outbox.c.state == "pending",
             outbox.c.available_at <= now,
-            ~blocked,
+            # A scalar MIN (not NOT EXISTS): planned per row from outbox_person even
+            # before PostgreSQL has statistics on a fresh table.
+            outbox.c.id == first_of_person,
         )
         .order_by(outbox.c.id)
         .limit(limit)

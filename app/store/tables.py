@@ -39,8 +39,11 @@ outbox = sa.Table(
     sa.Column("finished_at", sa.Float),
     sa.Column("error_code", sa.String(64)),
     sa.Column("error", sa.Text),
-    sa.Index("outbox_due", "destination", "state", "available_at"),
-    sa.Index("outbox_person", "destination", "person", "id"),
+    # Claims walk a destination's pending rows in id order (outbox_due) and look for
+    # an earlier pending row of the same person (outbox_person, covering). With these
+    # two, a claim costs about the same at 1M queued rows as at 10k.
+    sa.Index("outbox_due", "destination", "state", "id"),
+    sa.Index("outbox_person", "destination", "person", "state", "id"),
 )
 
 # Messages accepted but not forwarded, with why (dashboard, metrics).
