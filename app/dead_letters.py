@@ -35,13 +35,20 @@ def iso(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _email(row: sa.Row[Any]) -> str:
+    """Who the row is about: the record's email (the stored key may be a userId)."""
+    body = row.body if isinstance(row.body, dict) else {}
+    email = body.get("email") or body.get("data", {}).get("subscriber", {}).get("email")
+    return str(email or row.person)
+
+
 def as_dict(row: sa.Row[Any]) -> dict[str, Any]:
     """One dead letter for --json: the row, its body and the message it came from."""
     return {
         "id": row.id,
         "destination": row.destination,
         "kind": row.kind,
-        "person": row.person,
+        "person": _email(row),
         "campaign_id": row.campaign_id,
         "attempts": row.attempts,
         "received_at": iso(row.received_at),
@@ -94,7 +101,7 @@ def act(action: Action, done: str, ids: tuple[int, ...], every: bool, dest: str 
     """Run `action` on `ids` (or all), print how many rows it changed, fail on unknown ids."""
     if bool(ids) == every:
         raise click.UsageError("give either the ids of dead letters or --all")
-    with store.engine().begin() as conn:
+    with store.writing(store.engine()) as conn:
         changed = action(conn, None if every else ids, dest, time.time())
     click.echo(f"{done} {len(changed)} dead letter{'' if len(changed) == 1 else 's'}")
     unknown = sorted(set(ids) - set(changed))

@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +21,10 @@ from segment.analytics import Client
 
 from app.simulators.drip import FakeDrip
 from app.simulators.segment import FakeSegment
+from app.simulators.server import answers, free_port, wait_until
 
 ACCOUNT, TOKEN, CAMPAIGN = "1234567", "demo-drip-token", "7777"
 WRITE_KEY, SEGMENT_KEY, WEBHOOK_TOKEN = "demo-bridge-key", "demo-segment-key", "demo-webhook-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def bridge_env(folder: str, drip_url: str, segment_url: str) -> dict[str, str]:
@@ -84,14 +75,6 @@ def send_drip_webhooks(bridge: str) -> int:
     return len(events)
 
 
-def wait_for(what: str, done: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def show(title: str, items: list[Any]) -> None:
     click.secho(f"\n{title} ({len(items)})", bold=True)
     for item in items:
@@ -119,7 +102,7 @@ def demo() -> None:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for("the bridge to start", lambda: _up(bridge))
+            wait_until("the bridge to start", lambda: answers(f"{bridge}/healthz"), 60)
             click.echo(f"[2/4] bridge up on {bridge}; sending Segment traffic and Drip webhooks")
             sent = send_segment_traffic(bridge)
             hooks = send_drip_webhooks(bridge)
@@ -127,9 +110,7 @@ def demo() -> None:
                 f"[3/4] sent {sent} Segment calls and {hooks} Drip webhooks; waiting for delivery"
             )
             expected = 7  # 2 subscribers, 2 campaign subscriptions, 2 events, 1 order
-            wait_for(
-                "Drip to receive everything", lambda: _progress(drip, segment, expected, hooks)
-            )
+            wait_until("every delivery", lambda: _progress(drip, segment, expected, hooks), 60)
             click.echo("\n[4/4] everything delivered")
             show(
                 "Drip received",
@@ -137,18 +118,14 @@ def demo() -> None:
             )
             show("Segment received", [_short(m) for m in segment.messages()])
             show("Skipped, with the reason (from /metrics)", _skipped(bridge))
+        except TimeoutError as exc:
+            tail = (Path(folder) / "bridge.log").read_text(errors="replace")[-2000:]
+            raise click.ClickException(f"{exc}; the bridge's log ends:\n{tail}") from exc
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
             log.close()
     click.echo("\ndemo finished: the bridge stored, mapped and delivered both directions.")
-
-
-def _up(bridge: str) -> bool:
-    try:
-        return requests.get(f"{bridge}/healthz", timeout=1).ok
-    except requests.ConnectionError:
-        return False
 
 
 def _progress(drip: FakeDrip, segment: FakeSegment, expected: int, hooks: int) -> bool:

@@ -20,9 +20,11 @@ from app.config import Config, ConfigError  # imports nothing of prometheus_clie
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-bridge-metrics-"))
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Ingest is CPU-bound Python: processes, not threads, use the cores (bench/ingest:
+# one thread per process served twice the requests of four threads per process).
+workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

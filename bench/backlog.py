@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.simulators.server import wait_until
 from app.store import create_engine, outbox, upgrade
 from app.store.tables import outbox as outbox_table
 from bench.common import (
@@ -32,7 +33,6 @@ from bench.common import (
     save,
     table,
     vm_hwm_mb,
-    wait_until,
 )
 
 CHUNK = 10_000

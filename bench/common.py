@@ -6,18 +6,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import requests
 import sqlalchemy as sa
+
+from app.simulators.server import answers, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -43,28 +42,6 @@ def bridge_env(database_url: str, drip_url: str = "http://127.0.0.1:9") -> dict[
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(what: str, done: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code < 500
-    except requests.RequestException:
-        return False
-
-
 class Processes:
     """Processes started by a benchmark; `stop_all` ends each of them by its own pid."""
 
@@ -88,8 +65,8 @@ class Processes:
             wait_until(
                 f"{name} to serve", lambda: proc.poll() is None and answers(f"{url}/healthz")
             )
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; its log ends:\n{self.tail(name)}") from exc
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; its log ends:\n{self.tail(name)}") from exc
         return url
 
     def tail(self, name: str, lines: int = 20) -> str:

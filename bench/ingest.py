@@ -26,12 +26,12 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from app.simulators.server import free_port
 from bench.common import (
     BIN,
     WRITE_KEY,
     Processes,
     bridge_env,
-    free_port,
     median,
     percentile,
     postgres_database,

@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from app.simulators.drip import FakeDrip
+from app.simulators.server import free_port
 from bench.common import (
     ACCOUNT_ID,
     BIN,
@@ -24,7 +25,6 @@ from bench.common import (
     WRITE_KEY,
     Processes,
     bridge_env,
-    free_port,
     percentile,
     save,
 )  # fmt: skip

@@ -34,14 +34,13 @@ def fill(database_url: str, backlog: int) -> None:
     with engine.begin() as conn:
         for start in range(0, backlog, 5000):
             calls = [
-                outbox.Pending("drip", "event", f"p{i}@example.com", {
+                outbox.Pending(f"m{i}", "drip", "event", f"p{i}@example.com", {
                     "email": f"p{i}@example.com", "action": "Viewed Page",
                     "occurred_at": "2026-11-26T10:00:00Z", "properties": {"n": i},
                 })
                 for i in range(start, min(backlog, start + 5000))
             ]  # fmt: skip
-            for call in calls:
-                outbox.enqueue(conn, f"m{call.body['properties']['n']}", [call], now)
+            outbox.enqueue(conn, calls, now)
     engine.dispose()
 
 

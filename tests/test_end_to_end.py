@@ -10,8 +10,9 @@ import pytest
 from segment.analytics import Client
 
 from app.simulators.drip import FakeDrip
+from app.simulators.server import free_port, wait_until
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY
-from tests.processes import BIN, Processes, free_port, processes, wait_until
+from tests.processes import BIN, Processes, processes
 
 __all__ = ["processes"]  # the fixture
 pytestmark = pytest.mark.slow

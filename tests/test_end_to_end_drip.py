@@ -11,8 +11,9 @@ import requests
 
 from app.simulators.drip import FakeDrip
 from app.simulators.segment import FakeSegment
+from app.simulators.server import free_port, wait_until
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, SEGMENT_KEY, WEBHOOK_TOKEN, WRITE_KEY
-from tests.processes import BIN, Processes, free_port, processes, wait_until
+from tests.processes import BIN, Processes, processes
 
 __all__ = ["processes"]
 pytestmark = pytest.mark.slow

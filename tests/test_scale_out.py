@@ -9,8 +9,9 @@ import pytest
 import requests
 
 from app.simulators.drip import FakeDrip
+from app.simulators.server import free_port, wait_until
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY
-from tests.processes import BIN, Processes, free_port, processes, wait_until
+from tests.processes import BIN, Processes, processes
 
 __all__ = ["processes"]
 pytestmark = pytest.mark.slow

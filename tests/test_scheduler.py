@@ -67,8 +67,8 @@ def test_a_record_drip_would_refuse_is_dead_lettered_instead_of_vanishing_in_a_b
     worker = create_worker(compressed(app, Rate(5, 60), Rate(2, 60)))
     client.post("/segment", data=dumps(identifies(10)), headers=HEADERS)
     with app.extensions["engine"].begin() as conn:
-        bad = store.Pending("drip", "subscriber", "broken", {"email": "not-an-address"})
-        store.enqueue(conn, "m-bad", [bad], time.time())
+        bad = store.Pending("m-bad", "drip", "subscriber", "broken", {"email": "not-an-address"})
+        store.enqueue(conn, [bad], time.time())
     worker.step()
     dead = [r for r in rows(app) if r.state == "dead"]
     assert [(r.person, r.error_code, r.error) for r in dead] == [

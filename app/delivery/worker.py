@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from app import metrics
+from app import metrics, store
 from app.delivery.errors import DeliveryError
 from app.store import outbox
 
@@ -117,11 +117,11 @@ class Worker:
         return found
 
     def _step(self, sender: Sender, now: float) -> bool:
-        with self.engine.begin() as conn:
+        with store.writing(self.engine) as conn:
             due = outbox.due_counts(conn, sender.destination, now)
         found = False
         for lane in sender.lanes(due) if due else []:
-            with self.engine.begin() as conn:
+            with store.writing(self.engine) as conn:
                 rows = outbox.claim(
                     conn, sender.destination, lane.limit, now, self.lease, lane.kind
                 )
@@ -135,7 +135,7 @@ class Worker:
     def _settle(self, dest: str, results: list[Result]) -> None:
         now = time.time()
         delivered = [row for row, error in results if error is None]
-        with self.engine.begin() as conn:
+        with store.writing(self.engine) as conn:
             outbox.finish(conn, [row.id for row in delivered], now)
             for row, error in results:
                 if error is not None:
@@ -188,6 +188,6 @@ class Worker:
         if not force and now - self._last_beat < HEARTBEAT_EVERY:
             return
         paused = "; ".join(f"{d}: {p.reason}" for d, p in self.paused.items()) or None
-        with self.engine.begin() as conn:
+        with store.writing(self.engine) as conn:
             outbox.heartbeat(conn, self.name, now, paused)
         self._last_beat = now

@@ -10,13 +10,15 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from app import metrics
+from app import metrics, store
 from app.config import Config
+from app.errors import ApiError
 from app.ingest.segment_schema import problems
 from app.mapping.to_drip import map_message
 from app.mapping.to_segment import is_echo
@@ -57,20 +59,68 @@ def message_id(message: dict[str, Any]) -> str:
 
 
 def store_segment(
-    engine: sa.Engine, config: Config, messages: list[Any], max_message_bytes: int | None = None
+    engine: sa.Engine,
+    config: Config,
+    messages: list[Any],
+    max_message_bytes: int | None = None,
+    single: bool = False,
 ) -> Summary:
-    """Validate, map and store Segment messages; the bad ones are skipped with a reason."""
+    """Validate, map and store Segment messages; the bad ones are skipped with a reason.
+
+    A `single` message that is not valid is refused whole (ApiError 400) instead.
+
+    A request costs a fixed handful of statements, whatever its size: one insert of
+    the message ids (which finds the duplicates), one read of the emails known for
+    its ids (only when a message needs one), then one write each for identities,
+    outgoing calls and skips.
+    """
     summary, now = Summary(), time.time()
     options = Options(campaign_id=config.drip_campaign_id)
-    with engine.begin() as conn:
-        for message in messages:
-            reason, detail = _reject_reason(message, max_message_bytes)
-            if reason:
-                _skip(conn, summary, message, reason, detail, now)
-            else:
-                _store_one(conn, summary, message, options, now)
+    valid: dict[str, dict[str, Any]] = {}
+    skips: list[outbox.Skip] = []
+    for message in messages:
+        reason, detail = _reject_reason(message, max_message_bytes)
+        if reason:
+            skips.append(_skip(summary, message, reason, detail))
+        elif (mid := message_id(message)) in valid:
+            summary.duplicates += 1
+        else:
+            valid[mid] = message
+    if single and skips and skips[0].reason == "invalid_message":
+        detail = skips[0].detail
+        raise ApiError(
+            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
+        )
+    with store.writing(engine) as conn:
+        fresh = outbox.accept(conn, "segment", list(valid.items()), now)
+        summary.duplicates += len(valid) - len(fresh)
+        known = outbox.KnownEmails(conn, _ids(m for mid, m in valid.items() if mid in fresh))
+        calls: list[outbox.Pending] = []
+        for mid, message in valid.items():
+            if mid in fresh:
+                outcome = map_message(message, known, options)
+                known.learned.update(outcome.learned)
+                summary.problems += [
+                    {"messageId": mid, "field": p.field, "reason": p.reason}
+                    for p in outcome.problems
+                ]
+                if outcome.skip:
+                    skips.append(_skip(summary, message, outcome.skip, None))
+                else:
+                    calls += _pending(conn, mid, message, outcome, now)
+                    summary.accepted += 1
+        outbox.learn(conn, known.learned, now)
+        outbox.enqueue(conn, calls, now)
+        outbox.record_skips(conn, skips, now)
     _count("segment", len(messages), summary)
     return summary
+
+
+def _ids(messages: Iterable[dict[str, Any]]) -> set[str]:
+    """The ids whose last known email a mapping may ask for."""
+    return {
+        str(m[k]) for m in messages for k in ("userId", "anonymousId", "previousId") if m.get(k)
+    }
 
 
 def _count(source: str, received: int, summary: Summary) -> None:
@@ -93,30 +143,8 @@ def _reject_reason(message: Any, max_bytes: int | None) -> tuple[str | None, str
     return None, None
 
 
-def _store_one(
-    conn: sa.Connection, summary: Summary, message: dict[str, Any], options: Options, now: float
-) -> None:
-    mid = message_id(message)
-    if not outbox.accept(conn, mid, "segment", message, now):
-        summary.duplicates += 1
-        return
-    ids = (message.get(k) for k in ("userId", "anonymousId", "previousId"))
-    known = outbox.known_emails(conn, (str(i) for i in ids if i))
-    outcome = map_message(message, known, options)
-    outbox.learn(conn, outcome.learned, now)
-    for problem in outcome.problems:
-        summary.problems.append(
-            {"messageId": mid, "field": problem.field, "reason": problem.reason}
-        )
-    if outcome.skip:
-        _skip(conn, summary, message, outcome.skip, None, now)
-        return
-    outbox.enqueue(conn, mid, _pending(conn, message, outcome, now), now)
-    summary.accepted += 1
-
-
 def _pending(
-    conn: sa.Connection, message: dict[str, Any], outcome: Outcome, now: float
+    conn: sa.Connection, mid: str, message: dict[str, Any], outcome: Outcome, now: float
 ) -> list[outbox.Pending]:
     """Drip calls to make; a campaign subscription only the first time (SPEC 4.2).
 
@@ -124,24 +152,17 @@ def _pending(
     email (`new_email`) then stays in order with what came before and after it.
     """
     user_id = message.get("userId")
+    person = f"user:{user_id}" if user_id else None
     return [
-        outbox.Pending("drip", c.kind, f"user:{user_id}" if user_id else c.email.lower(),
-                       c.record, c.campaign_id)  # fmt: skip
+        outbox.Pending(mid, "drip", c.kind, person or c.email.lower(), c.record, c.campaign_id)
         for c in outcome.calls
         if c.campaign_id is None or outbox.join_campaign(conn, c.email.lower(), c.campaign_id, now)
     ]
 
 
-def _skip(
-    conn: sa.Connection,
-    summary: Summary,
-    message: Any,
-    reason: str,
-    detail: str | None,
-    now: float,
-) -> None:
+def _skip(summary: Summary, message: Any, reason: str, detail: str | None) -> outbox.Skip:
     mid = message_id(message) if isinstance(message, dict) else None
-    outbox.record_skip(conn, "segment", mid, reason, detail, message, now)
     entry = {"messageId": mid, "reason": reason} | ({"detail": detail} if detail else {})
     summary.skipped.append(entry)
     log.info("skipped segment message %s: %s", mid, detail or reason)
+    return outbox.Skip("segment", mid, reason, detail, message)

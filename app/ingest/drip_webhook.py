@@ -99,15 +99,16 @@ def skip_reason(envelope: dict[str, Any], cfg: Config) -> str | None:
 def _store(envelope: dict[str, Any], cfg: Config, now: float) -> dict[str, Any]:
     mid = event_id(envelope)
     answer: dict[str, Any] = {"success": True, "id": mid}
-    with store.engine().begin() as conn:
-        if not outbox.accept(conn, mid, "drip", envelope, now):
+    with store.writing(store.engine()) as conn:
+        if not outbox.accept(conn, "drip", [(mid, envelope)], now):
             return answer | {"duplicate": True}
         reason = skip_reason(envelope, cfg)
         if reason:
-            outbox.record_skip(conn, "drip", mid, reason, envelope["event"], envelope, now)
+            skip = outbox.Skip("drip", mid, reason, envelope["event"], envelope)
+            outbox.record_skips(conn, [skip], now)
             return answer | {"skipped": reason}
         email = envelope["data"]["subscriber"]["email"].lower()
-        outbox.enqueue(conn, mid, [outbox.Pending("segment", "track", email, envelope)], now)
+        outbox.enqueue(conn, [outbox.Pending(mid, "segment", "track", email, envelope)], now)
     return answer
 
 

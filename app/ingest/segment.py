@@ -15,7 +15,6 @@ from app.config import Config
 from app.errors import ApiError
 from app.ingest import auth
 from app.ingest.accept import Summary, store_segment
-from app.ingest.segment_schema import problems
 
 log = logging.getLogger(__name__)
 bp = Blueprint("segment", __name__)
@@ -36,9 +35,8 @@ def webhook() -> dict[str, Any]:
     raw = read_body(request, _config().max_body_bytes)
     auth.check_webhook(_config(), request, raw)
     body = parse_json(raw)
-    if isinstance(body, dict) and "batch" not in body:
-        _check_single(body)
-    return _store(messages_of(body), None).as_json()
+    single = isinstance(body, dict) and "batch" not in body
+    return _store(messages_of(body), None, single).as_json()
 
 
 @bp.post("/v1/<kind>")
@@ -51,13 +49,12 @@ def tracking_api(kind: str) -> dict[str, Any]:
         raise ApiError(400, "invalid_body", "The body must be a JSON object.")
     auth.check_write_key(_config(), request, body.get("writeKey"))
     if kind == "batch":
-        return _store(messages_of(body), MESSAGE_LIMIT).as_json()
+        return _store(messages_of(body), MESSAGE_LIMIT, single=False).as_json()
     if len(raw) > MESSAGE_LIMIT:
         raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
     message = {k: v for k, v in body.items() if k != "writeKey"}
     message.setdefault("type", kind)
-    _check_single(message)
-    return _store([message], None).as_json()
+    return _store([message], None, single=True).as_json()
 
 
 def read_body(req: Request, limit: int) -> bytes:
@@ -137,17 +134,9 @@ def _with_shared(message: Any, shared: dict[str, dict[str, Any]]) -> Any:
     return merged
 
 
-def _check_single(message: dict[str, Any]) -> None:
-    detail = problems(message)
-    if detail:
-        raise ApiError(
-            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
-        )
-
-
-def _store(messages: list[Any], max_message_bytes: int | None) -> Summary:
+def _store(messages: list[Any], max_message_bytes: int | None, single: bool) -> Summary:
     try:
-        return store_segment(store.engine(), _config(), messages, max_message_bytes)
+        return store_segment(store.engine(), _config(), messages, max_message_bytes, single)
     except sa.exc.DBAPIError as exc:
         log.error("store unavailable, answered 503: %s", type(exc.orig or exc).__name__)
         raise ApiError(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import requests
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 if TYPE_CHECKING:
@@ -68,6 +71,31 @@ class ServedApp:
 def serve(app: WSGIApplication, port: int = 0) -> ServedApp:
     """Start `app` on a free port (or `port`) of 127.0.0.1 in a daemon thread."""
     return ServedApp(app, HOST, port)
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 free right now (for a server started in another process)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers GET `url` (any status below 500)."""
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll `done` until it holds; raise TimeoutError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
 
 
 def main(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,45 @@ def create_engine(url: str) -> sa.Engine:
     return engine
 
 
+class _WriterQueue:
+    """SQLite writers queue on an OS file lock before BEGIN IMMEDIATE.
+
+    SQLite's own busy handler polls with sleeps of up to tens of milliseconds, so
+    under concurrent ingest most of a writer's wait was sleep; flock() wakes the
+    next writer as soon as the lock is free. One descriptor per thread, because
+    flock() does not exclude threads sharing a descriptor.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if not hasattr(self._local, "file"):
+            self._local.file = open(self.path, "a")  # noqa: SIM115 (kept for the thread)
+        fcntl.flock(self._local.file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._local.file, fcntl.LOCK_UN)
+
+
+_queues: dict[str, _WriterQueue] = {}
+
+
+@contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction, committed at the end (on SQLite, writers take turns)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        with engine.begin() as conn:
+            yield conn
+        return
+    path = f"{engine.url.database}.writers"
+    with _queues.setdefault(path, _WriterQueue(path)).held(), engine.begin() as conn:
+        yield conn
+
+
 @contextmanager
 def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection that only reads: on SQLite it takes no write lock, so it never
@@ -53,7 +94,7 @@ def upgrade(engine: sa.Engine) -> None:
     """Create or migrate the schema to the newest revision."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -6,8 +6,10 @@ stores a whole request atomically and the worker's steps stay small.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,79 +22,87 @@ LEASE_SECONDS = 60.0  # work held by a dead worker is taken up again after this
 
 @dataclass(frozen=True)
 class Pending:
-    """One outgoing call to store."""
+    """One outgoing call to store, for the message it came from."""
 
+    message_id: str
     destination: str
     kind: str
-    person: str
+    person: str  # the ordering key: one person's calls go out in order, one at a time
     body: dict[str, Any]
     campaign_id: str | None = None
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+@dataclass(frozen=True)
+class Skip:
+    """A message accepted or refused without a delivery, and why."""
+
+    source: str
+    message_id: str | None
+    reason: str
+    detail: str | None
+    payload: Any
 
 
-def _inserted(conn: sa.Connection, stmt: Any) -> bool:
-    """Whether an INSERT ... ON CONFLICT DO NOTHING RETURNING inserted its row.
+@functools.cache
+def _statements(dialect: str) -> SimpleNamespace:
+    """The ingest statements, built once per dialect (ON CONFLICT is dialect-specific)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    learn = insert(identities)
+    campaign = insert(campaign_members).on_conflict_do_nothing()
+    return SimpleNamespace(
+        accept=insert(received)
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(received.c.message_id),
+        learn=learn.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"email": learn.excluded.email, "updated_at": learn.excluded.updated_at},
+        ),
+        join_campaign=campaign.returning(campaign_members.c.email),
+        heartbeat=insert(workers),
+    )
 
-    RETURNING rather than rowcount: psycopg 3 reports -1 for these statements.
-    """
-    return conn.execute(stmt).first() is not None
+
+def _sql(conn: sa.Connection) -> SimpleNamespace:
+    return _statements(conn.dialect.name)
 
 
 def accept(
-    conn: sa.Connection, message_id: str, source: str, payload: Mapping[str, Any], now: float
-) -> bool:
-    """Record a message as received; False when its id was seen before."""
-    stmt = _insert(conn, received).values(
-        message_id=message_id, source=source, payload=payload, received_at=now
-    )
-    stmt = stmt.on_conflict_do_nothing(index_elements=["message_id"])
-    return _inserted(conn, stmt.returning(received.c.message_id))
+    conn: sa.Connection, source: str, messages: Sequence[tuple[str, Any]], now: float
+) -> set[str]:
+    """Record messages as received, by id; returns the ids not seen before.
+
+    RETURNING rather than rowcount: psycopg 3 reports -1 for ON CONFLICT inserts.
+    """
+    if not messages:
+        return set()
+    rows = [
+        {"message_id": mid, "source": source, "payload": payload, "received_at": now}
+        for mid, payload in messages
+    ]
+    return {row.message_id for row in conn.execute(_sql(conn).accept, rows)}
 
 
-def enqueue(conn: sa.Connection, message_id: str, calls: Sequence[Pending], now: float) -> None:
+def enqueue(conn: sa.Connection, calls: Sequence[Pending], now: float) -> None:
     if calls:
-        conn.execute(
-            outbox.insert(),
-            [
-                {
-                    "destination": c.destination,
-                    "kind": c.kind,
-                    "person": c.person,
-                    "campaign_id": c.campaign_id,
-                    "body": c.body,
-                    "message_id": message_id,
-                    "received_at": now,
-                    "available_at": now,
-                }
-                for c in calls
-            ],
-        )
+        conn.execute(outbox.insert(), [_row(c, now) for c in calls])
 
 
-def record_skip(
-    conn: sa.Connection,
-    source: str,
-    message_id: str | None,
-    reason: str,
-    detail: str | None,
-    payload: Any,
-    now: float,
-) -> None:
-    conn.execute(
-        skipped.insert().values(
-            source=source,
-            message_id=message_id,
-            reason=reason,
-            detail=detail,
-            payload=payload,
-            at=now,
-        )
-    )
+def _row(call: Pending, now: float) -> dict[str, Any]:
+    return {
+        "message_id": call.message_id,
+        "destination": call.destination,
+        "kind": call.kind,
+        "person": call.person,
+        "body": call.body,
+        "campaign_id": call.campaign_id,
+        "received_at": now,
+        "available_at": now,
+    }
+
+
+def record_skips(conn: sa.Connection, skips: Sequence[Skip], now: float) -> None:
+    if skips:
+        conn.execute(skipped.insert(), [vars(s) | {"at": now} for s in skips])
 
 
 def known_emails(conn: sa.Connection, ids: Iterable[str]) -> dict[str, str]:
@@ -100,27 +110,48 @@ def known_emails(conn: sa.Connection, ids: Iterable[str]) -> dict[str, str]:
     wanted = [i for i in ids if i]
     if not wanted:
         return {}
-    rows = conn.execute(
-        sa.select(identities.c.id, identities.c.email).where(identities.c.id.in_(wanted))
-    )
-    return {row.id: row.email for row in rows}
+    query = sa.select(identities.c.id, identities.c.email).where(identities.c.id.in_(wanted))
+    return {row.id: row.email for row in conn.execute(query)}
+
+
+class KnownEmails(Mapping[str, str]):
+    """The emails of a request's ids: read from the store on first use, then kept
+    current with what the request itself teaches, so later messages see it."""
+
+    def __init__(self, conn: sa.Connection, ids: Iterable[str]) -> None:
+        self._conn = conn
+        self._ids = {i for i in ids if i}
+        self._stored: dict[str, str] | None = None
+        self.learned: dict[str, str] = {}
+
+    def _emails(self) -> dict[str, str]:
+        if self._stored is None:
+            self._stored = known_emails(self._conn, self._ids)
+        return self._stored | self.learned
+
+    def __getitem__(self, ident: str) -> str:
+        if ident in self.learned:
+            return self.learned[ident]
+        return self._emails()[ident]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._emails())
+
+    def __len__(self) -> int:
+        return len(self._emails())
 
 
 def learn(conn: sa.Connection, emails: Mapping[str, str], now: float) -> None:
     """Remember the email of each id (the latest wins)."""
-    for ident, email in emails.items():
-        stmt = _insert(conn, identities).values(id=ident, email=email, updated_at=now)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"], set_={"email": email, "updated_at": now}
-            )
-        )
+    if emails:
+        rows = [{"id": i, "email": e, "updated_at": now} for i, e in emails.items()]
+        conn.execute(_sql(conn).learn, rows)
 
 
 def join_campaign(conn: sa.Connection, email: str, campaign_id: str, now: float) -> bool:
     """Remember that `email` is subscribed to `campaign_id`; False if it already was."""
-    stmt = _insert(conn, campaign_members).values(email=email, campaign_id=campaign_id, at=now)
-    return _inserted(conn, stmt.on_conflict_do_nothing().returning(campaign_members.c.email))
+    stmt = _sql(conn).join_campaign.values(email=email, campaign_id=campaign_id, at=now)
+    return conn.execute(stmt).first() is not None
 
 
 def due_counts(
@@ -224,7 +255,7 @@ def dead_letter(conn: sa.Connection, ids: Sequence[int], code: str, error: str, 
 
 def heartbeat(conn: sa.Connection, name: str, now: float, paused: str | None) -> None:
     """A worker reports that it is alive (and whether delivery is paused)."""
-    stmt = _insert(conn, workers).values(name=name, seen_at=now, paused=paused)
+    stmt = _sql(conn).heartbeat.values(name=name, seen_at=now, paused=paused)
     conn.execute(
         stmt.on_conflict_do_update(index_elements=["name"], set_={"seen_at": now, "paused": paused})
     )
