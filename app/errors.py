@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -25,6 +31,18 @@ class ApiError(Exception):
         self.message = message
         self.details = details or {}
         self.headers = headers or {}
+
+
+@contextmanager
+def store_failures_as(status: int, retry_after: int, message: str) -> Iterator[None]:
+    """Answer a store failure with `status` and Retry-After: nothing was acknowledged."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        log.error("store unavailable, answered %s: %s", status, type(exc.orig or exc).__name__)
+        raise ApiError(
+            status, "store_unavailable", message, headers={"Retry-After": str(retry_after)}
+        ) from exc
 
 
 def error_response(error: ApiError) -> Response:

@@ -2,8 +2,8 @@
 
 The counting is pyrate-limiter's, kept in the bridge's own database: a SQLite
 bucket (with a file lock across processes) next to the SQLite store, a PostgreSQL
-bucket in the PostgreSQL store. Taking is never blocking: a worker that finds the
-budget spent leaves the work for later instead of sleeping on it.
+bucket in the PostgreSQL store. Taking waits a moment at most: a worker that finds
+the budget spent leaves the work for later instead of sleeping on it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pyrate_limiter.abstracts import AbstractBucket
 from pyrate_limiter.buckets import PostgresBucket, SQLiteBucket
 
 from app.config import Rate
+
+LOCK_WAIT = 0.1  # seconds a take may wait for the bucket (and for a token)
 
 
 class Budget:
@@ -42,7 +44,10 @@ class Budget:
         """Spend one call if the budget has one now (take it right before the call)."""
         if not self.open:
             return False
-        if self.limiter.try_acquire(self.name, blocking=False):
+        # Blocking for at most a moment: the bucket's lock is shared with other
+        # processes and with pyrate's own cleanup thread, so a non-blocking try would
+        # fail now and then while the budget still has room.
+        if self.limiter.try_acquire(self.name, blocking=True, timeout=LOCK_WAIT):
             return True
         self.close_for(self.interval)
         return False

@@ -77,15 +77,18 @@ class DripSender:
                 results.append((row, DeliveryError(reason, permanent=True, code="invalid_record")))
             else:
                 valid.append(row)
-        if valid and not self.batch.take():
-            return results + [(row, _spent(self.batch)) for row in valid]
-        if valid:
-            try:
-                self.client.send_batch(kind, [row.body for row in valid])
-            except DeliveryError as exc:
-                self._react(exc, self.batch)
-                return results + [(row, exc) for row in valid]
-        return results + [(row, None) for row in valid]
+        if not valid:
+            return results
+        error = _spent(self.batch) if not self.batch.take() else self._post_batch(kind, valid)
+        return results + [(row, error) for row in valid]
+
+    def _post_batch(self, kind: str, rows: Sequence[Row]) -> DeliveryError | None:
+        try:
+            self.client.send_batch(kind, [row.body for row in rows])
+        except DeliveryError as exc:
+            self._react(exc, self.batch)
+            return exc
+        return None
 
     @staticmethod
     def _react(error: DeliveryError, budget: Budget) -> None:

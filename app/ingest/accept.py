@@ -75,7 +75,34 @@ def store_segment(
     outgoing calls and skips.
     """
     summary, now = Summary(), time.time()
+    valid, skips = _sort(messages, max_message_bytes, summary)
+    if single and skips and skips[0].reason == "invalid_message":
+        detail = skips[0].detail
+        raise ApiError(
+            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
+        )
     options = Options(campaign_id=config.drip_campaign_id)
+    with store.writing(engine) as conn:
+        fresh = outbox.accept(conn, "segment", list(valid.items()), now)
+        summary.duplicates += len(valid) - len(fresh)
+        known = outbox.KnownEmails(conn, _ids(m for mid, m in valid.items() if mid in fresh))
+        calls: list[outbox.Pending] = []
+        for mid, message in valid.items():
+            if mid in fresh:
+                outcome = map_message(message, known, options)
+                known.learned.update(outcome.learned)
+                calls += _outcome(conn, summary, skips, mid, message, outcome, now)
+        outbox.learn(conn, known.learned, now)
+        outbox.enqueue(conn, calls, now)
+        outbox.record_skips(conn, skips, now)
+    _count("segment", len(messages), summary)
+    return summary
+
+
+def _sort(
+    messages: list[Any], max_message_bytes: int | None, summary: Summary
+) -> tuple[dict[str, dict[str, Any]], list[outbox.Skip]]:
+    """Valid messages by id (a repeat within the request is a duplicate) and the rest."""
     valid: dict[str, dict[str, Any]] = {}
     skips: list[outbox.Skip] = []
     for message in messages:
@@ -86,34 +113,27 @@ def store_segment(
             summary.duplicates += 1
         else:
             valid[mid] = message
-    if single and skips and skips[0].reason == "invalid_message":
-        detail = skips[0].detail
-        raise ApiError(
-            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
-        )
-    with store.writing(engine) as conn:
-        fresh = outbox.accept(conn, "segment", list(valid.items()), now)
-        summary.duplicates += len(valid) - len(fresh)
-        known = outbox.KnownEmails(conn, _ids(m for mid, m in valid.items() if mid in fresh))
-        calls: list[outbox.Pending] = []
-        for mid, message in valid.items():
-            if mid in fresh:
-                outcome = map_message(message, known, options)
-                known.learned.update(outcome.learned)
-                summary.problems += [
-                    {"messageId": mid, "field": p.field, "reason": p.reason}
-                    for p in outcome.problems
-                ]
-                if outcome.skip:
-                    skips.append(_skip(summary, message, outcome.skip, None))
-                else:
-                    calls += _pending(conn, mid, message, outcome, now)
-                    summary.accepted += 1
-        outbox.learn(conn, known.learned, now)
-        outbox.enqueue(conn, calls, now)
-        outbox.record_skips(conn, skips, now)
-    _count("segment", len(messages), summary)
-    return summary
+    return valid, skips
+
+
+def _outcome(
+    conn: sa.Connection,
+    summary: Summary,
+    skips: list[outbox.Skip],
+    mid: str,
+    message: dict[str, Any],
+    outcome: Outcome,
+    now: float,
+) -> list[outbox.Pending]:
+    """Account for one mapped message; the Drip calls it makes."""
+    summary.problems += [
+        {"messageId": mid, "field": p.field, "reason": p.reason} for p in outcome.problems
+    ]
+    if outcome.skip:
+        skips.append(_skip(summary, message, outcome.skip, None))
+        return []
+    summary.accepted += 1
+    return _pending(conn, mid, message, outcome, now)
 
 
 def _ids(messages: Iterable[dict[str, Any]]) -> set[str]:

@@ -12,13 +12,12 @@ import logging
 import time
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
 
 from app import metrics, store
 from app.config import Config
-from app.errors import ApiError
+from app.errors import ApiError, store_failures_as
 from app.ingest.auth import same
 from app.ingest.drip_schema import DripWebhookSchema
 from app.ingest.segment import parse_json, read_body
@@ -43,16 +42,10 @@ def receive() -> dict[str, Any]:
             f"This webhook is for Drip account {account}, but the bridge serves account "
             f"{cfg.drip_account_id} (DRIP_ACCOUNT_ID).",
         )
-    try:
+    # Drip re-sends a rate-limited webhook for 3 days; any other error disables it.
+    unstored = "The bridge cannot store webhooks right now; Drip re-sends rate-limited ones."
+    with store_failures_as(429, 60, unstored):
         answer = _store(envelope, cfg, time.time())
-    except sa.exc.DBAPIError as exc:
-        log.error("store unavailable, answered 429: %s", type(exc.orig or exc).__name__)
-        raise ApiError(
-            429,
-            "store_unavailable",
-            "The bridge cannot store webhooks right now; Drip re-sends rate-limited ones.",
-            headers={"Retry-After": "60"},
-        ) from exc
     _count(answer)
     return answer
 

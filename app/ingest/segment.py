@@ -7,12 +7,11 @@ import logging
 import zlib
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, Request, current_app, request
 
 from app import store
 from app.config import Config
-from app.errors import ApiError
+from app.errors import ApiError, store_failures_as
 from app.ingest import auth
 from app.ingest.accept import Summary, store_segment
 
@@ -135,16 +134,10 @@ def _with_shared(message: Any, shared: dict[str, dict[str, Any]]) -> Any:
 
 
 def _store(messages: list[Any], max_message_bytes: int | None, single: bool) -> Summary:
-    try:
+    # Segment retries a 5xx for four hours.
+    unstored = "The bridge cannot store messages right now; retry later (nothing was accepted)."
+    with store_failures_as(503, 30, unstored):
         return store_segment(store.engine(), _config(), messages, max_message_bytes, single)
-    except sa.exc.DBAPIError as exc:
-        log.error("store unavailable, answered 503: %s", type(exc.orig or exc).__name__)
-        raise ApiError(
-            503,
-            "store_unavailable",
-            "The bridge cannot store messages right now; retry later (nothing was accepted).",
-            headers={"Retry-After": "30"},
-        ) from exc
 
 
 def init_app(app: Flask) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.mapping.fields import collect_fields, entries_of, normalise_key
 from app.mapping.types import Options, Problem
-from app.mapping.values import MAX_DRIP_INT, Invalid, as_cents, as_int, as_timestamp
+from app.mapping.values import MAX_DRIP_INT, Invalid, as_cents, as_int, as_timestamp, attempt
 
 AUDIENCE_EVENTS = {"Audience Entered": True, "Audience Exited": False}
 CONVERSION_TOTAL_EVENT = "order completed"  # `total` is the revenue when `revenue` is absent
@@ -57,14 +57,8 @@ def conversion_cents(event: str, properties: dict[str, Any], problems: list[Prob
     source = "revenue"
     if properties.get(source) is None and event.strip().casefold() == CONVERSION_TOTAL_EVENT:
         source = "total"
-    raw = properties.get(source)
-    if raw is None:
-        return None
-    try:
-        return as_cents(raw)
-    except Invalid as exc:
-        problems.append(Problem(f"properties.{source}", str(exc)))
-        return None
+    cents: int | None = attempt(properties.get(source), as_cents, f"properties.{source}", problems)
+    return cents
 
 
 def drip_value(value: Any) -> int:

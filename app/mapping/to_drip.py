@@ -20,6 +20,7 @@ from app.mapping.values import (
     as_bool,
     as_email,
     as_id,
+    attempt,
     dig,
     is_email,
 )
@@ -226,25 +227,12 @@ def track_call(
 def _setting(
     settings: dict[str, Any], name: str, coerce: Callable[[Any], Any], problems: list[Problem]
 ) -> Any:
-    raw = settings.get(name)
-    if raw is None:
-        return None
-    try:
-        return coerce(raw)
-    except Invalid as exc:
-        problems.append(Problem(f"integrations.{DESTINATION}.{name}", str(exc)))
-        return None
+    return attempt(settings.get(name), coerce, f"integrations.{DESTINATION}.{name}", problems)
 
 
 def _id(message: dict[str, Any], key: str, problems: list[Problem]) -> str | None:
-    raw = message.get(key)
-    if raw is None:
-        return None
-    try:
-        return as_id(raw)
-    except Invalid as exc:
-        problems.append(Problem(key, str(exc)))
-        return None
+    ident: str | None = attempt(message.get(key), as_id, key, problems)
+    return ident
 
 
 def _object(message: dict[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:

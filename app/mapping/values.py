@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from app.mapping.types import Problem
+
 Coerce = Callable[[Any], Any]
 
 # Drip: "Conversion values must be less than 2,147,483,647" (rest/_events.md).
@@ -25,6 +27,17 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 class Invalid(ValueError):
     """A value that cannot be sent as given; the message says why."""
+
+
+def attempt(raw: Any, coerce: Coerce, path: str, problems: list[Problem]) -> Any:
+    """`coerce(raw)`; None when `raw` is None, or with a Problem at `path` when unusable."""
+    if raw is None:
+        return None
+    try:
+        return coerce(raw)
+    except Invalid as exc:
+        problems.append(Problem(path, str(exc)))
+        return None
 
 
 def dig(data: Any, path: str) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -96,6 +98,19 @@ def wait_until(what: str, done: Callable[[], bool], timeout: float = 30.0) -> No
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.1)
+
+
+def stop(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """SIGTERM every process still running, then wait; kill what outlives `timeout`."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in processes:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main(
