@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.simulators.server import answers, stop, wait_until
+from app.simulators.server import answers, free_port, stop, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -35,7 +35,11 @@ class Processes:
             argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=60
         )
 
-    def gunicorn(self, port: int, *extra: str) -> str:
+    def web(self, *extra: str) -> str:
+        """Migrate the store, then the Procfile's web process on a free port; its URL."""
+        upgrade = self.run(str(BIN / "drip-bridge"), "db", "upgrade")
+        assert upgrade.returncode == 0, upgrade.stderr
+        port = free_port()
         self.start(
             str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
             f"127.0.0.1:{port}", *extra, "wsgi:app", name=f"gunicorn-{port}",

@@ -10,7 +10,7 @@ import pytest
 from segment.analytics import Client
 
 from app.simulators.drip import FakeDrip
-from app.simulators.server import free_port, wait_until
+from app.simulators.server import wait_until
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY
 from tests.processes import BIN, Processes, processes
 
@@ -34,8 +34,7 @@ def test_a_segment_client_delivers_through_gunicorn_and_the_worker(
     database_url: str, fake_drip: FakeDrip, processes: Callable[[dict[str, str]], Processes]
 ) -> None:
     procs = processes(bridge_env(database_url, fake_drip.url))  # type: ignore[attr-defined]
-    assert procs.run(str(BIN / "drip-bridge"), "db", "upgrade").returncode == 0
-    url = procs.gunicorn(free_port())
+    url = procs.web()
     procs.start(str(BIN / "drip-bridge"), "worker", name="worker")
 
     client = Client(WRITE_KEY, host=url, sync_mode=True)
@@ -65,8 +64,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     database_url: str, fake_drip: FakeDrip, processes: Callable[[dict[str, str]], Processes]
 ) -> None:
     procs = processes(bridge_env(database_url, fake_drip.url))  # type: ignore[attr-defined]
-    assert procs.run(str(BIN / "drip-bridge"), "db", "upgrade").returncode == 0
-    url = procs.gunicorn(free_port())
+    url = procs.web()
     client = Client(WRITE_KEY, host=url, sync_mode=True)
     emails = [f"p{i}@example.com" for i in range(40)]
     for i, email in enumerate(emails):

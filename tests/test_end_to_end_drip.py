@@ -92,8 +92,7 @@ def test_each_of_the_29_drip_events_gets_its_documented_result(
     processes: Callable[[dict[str, str]], Processes],
 ) -> None:
     procs = processes(env(database_url, fake_drip, fake_segment))
-    assert procs.run(str(BIN / "drip-bridge"), "db", "upgrade").returncode == 0
-    url = procs.gunicorn(free_port())
+    url = procs.web()
     procs.start(str(BIN / "drip-bridge"), "worker", name="worker")
 
     answers = {event: post_webhook(url, envelope(event)) for event in EXPECTED}
@@ -117,8 +116,7 @@ def test_with_30_percent_failures_and_a_sigkill_every_webhook_reaches_segment(
     processes: Callable[[dict[str, str]], Processes],
 ) -> None:
     procs = processes(env(database_url, fake_drip, fake_segment))
-    assert procs.run(str(BIN / "drip-bridge"), "db", "upgrade").returncode == 0
-    url = procs.gunicorn(free_port())
+    url = procs.web()
     ids = {post_webhook(url, envelope("subscriber.opened_email", n))["id"] for n in range(400)}
 
     fake_segment.failure_rate = 0.3
@@ -166,8 +164,7 @@ def test_preloaded_gunicorn_with_delivery_in_its_workers_still_sends(
 ) -> None:
     """--preload builds the app before the fork: the Segment client must be made after it."""
     procs = processes(env(database_url, fake_drip, fake_segment) | {"BRIDGE_DELIVERY_IN_WEB": "1"})
-    assert procs.run(str(BIN / "drip-bridge"), "db", "upgrade").returncode == 0
-    url = procs.gunicorn(free_port(), "--preload")
+    url = procs.web("--preload")
     ids = {post_webhook(url, envelope("subscriber.opened_email", n))["id"] for n in range(12)}
     wait_until("12 tracks", lambda: {m["messageId"] for m in fake_segment.messages()} >= ids)
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from app.simulators.drip import FakeDrip
-from app.simulators.server import free_port, wait_until
+from app.simulators.server import wait_until
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY
 from tests.processes import BIN, Processes, processes
 
@@ -38,8 +38,7 @@ def test_four_workers_stay_within_both_budgets_and_never_send_a_row_twice(
         "DRIP_RATE_LIMIT": "50/2s", "DRIP_BATCH_RATE_LIMIT": "1/2s", "DRIP_CAMPAIGN_ID": "1111",
         "BRIDGE_WRITE_KEY": WRITE_KEY, "DATABASE_URL": database_url,
     })  # fmt: skip
-    assert procs.run(str(BIN / "drip-bridge"), "db", "upgrade").returncode == 0
-    url = procs.gunicorn(free_port())
+    url = procs.web()
     batch = []
     for i in range(PEOPLE):  # an identify (and campaign subscription), then an event, each
         user = {"userId": f"u{i}"}
