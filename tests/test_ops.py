@@ -28,7 +28,10 @@ def test_readyz_says_when_the_database_is_down() -> None:
     config = make_config("postgresql+psycopg://postgres@127.0.0.1:1/none", "http://127.0.0.1:9")
     response = create_app(config).test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.json == {"status": "not_ready", "reason": "database unavailable: OperationalError"}
+    assert response.json == {
+        "status": "not_ready",
+        "reason": "database unavailable: OperationalError",
+    }
 
 
 def test_metrics_never_show_a_secret(client: FlaskClient) -> None:
