@@ -9,8 +9,8 @@ says what the bridge would really do; nothing is written.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
@@ -18,24 +18,16 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from marshmallow import ValidationError
 
 from app import __version__, store
 from app.config import Config
 from app.delivery.drip_client import INDIVIDUAL
 from app.errors import ApiError
-from app.ingest.accept import message_id
-from app.ingest.drip_schema import DripWebhookSchema
-from app.ingest.drip_webhook import skip_reason as webhook_skip_reason
+from app.ingest.accept import Summary, check_segment, ingest_segment, message_id
+from app.ingest.drip_webhook import ingest_webhook, load_envelope
 from app.ingest.segment import messages_of
-from app.ingest.segment_schema import problems
-from app.mapping.to_drip import map_message
-from app.mapping.to_segment import EVENT_PREFIX, event_id, is_echo, to_track
-from app.mapping.types import DripCall, Options, Outcome
+from app.mapping.to_segment import EVENT_PREFIX, to_track
 from app.store import outbox
-from app.store.tables import campaign_members, received
-
-WEBHOOK_SCHEMA = DripWebhookSchema()
 
 
 def pretty(value: Any) -> str:
@@ -73,90 +65,51 @@ def is_webhook(body: Any) -> bool:
     return isinstance(event, str) and event.startswith(EVENT_PREFIX) and "data" in body
 
 
-def already_received(conn: sa.Connection, mid: str) -> bool:
-    query = sa.select(received.c.message_id).where(received.c.message_id == mid)
-    return conn.execute(query).first() is not None
-
-
-def drip_request(call: DripCall, account_id: str) -> str:
+def drip_request(call: outbox.Pending, account_id: str) -> str:
     """The HTTP call the Drip client makes for one record: method, path, body."""
     path, wrap = INDIVIDUAL[call.kind]
     url = path.format(account=account_id, campaign=call.campaign_id)
-    return f"POST {url}\n{pretty(wrap([call.record]))}"
+    return f"POST {url}\n{pretty(wrap([call.body]))}"
 
 
-@dataclass
-class SegmentPreview:
-    """Previews messages in order, as one `/segment` request would store them.
+def segment_chunks(body: Any, config: Config, conn: sa.Connection) -> list[str]:
+    """What `/segment` would do with `body`: ingest runs for real, then is rolled back."""
+    messages = segment_messages(body)
+    single = isinstance(body, dict) and "batch" not in body
+    try:
+        checked = check_segment(messages, None, single)
+    except ApiError as exc:
+        raise click.ClickException(f"not a Segment message: {exc.details['problems']}") from None
+    summary = ingest_segment(conn, config, checked, time.time())
+    seen: set[str] = set()
+    chunks: list[str] = []
+    for number, message in enumerate(messages, 1):
+        chunks += describe(message, f"message {number} of {len(messages)}", summary, seen, config)
+    return chunks
 
-    Emails learned and campaigns joined by earlier messages of the input count for
-    later ones, as they do inside the ingest transaction.
-    """
 
-    conn: sa.Connection
-    config: Config
-    learned: dict[str, str] = field(default_factory=dict)
-    joined: set[tuple[str, str]] = field(default_factory=set)
-    seen: set[str] = field(default_factory=set)
-
-    def chunks(self, messages: list[Any]) -> Iterator[str]:
-        for number, message in enumerate(messages, 1):
-            yield from self.message(message, f"message {number} of {len(messages)}")
-
-    def message(self, message: Any, where: str) -> list[str]:
-        """The header (with problems) and one chunk per Drip call."""
-        detail = problems(message)
-        if detail:
-            kind = message.get("type", "?") if isinstance(message, dict) else "?"
-            return [f"{where}: {kind} -> skipped: invalid_message ({detail})"]
-        mid = message_id(message)
-        head = f"{where}: {message['type']} {mid}"
-        if is_echo(message):
-            return [f"{head} -> skipped: loop_guard (sent to Segment by drip-bridge itself)"]
-        if mid in self.seen or already_received(self.conn, mid):
-            return [f"{head} -> duplicate (messageId already received; nothing is sent)"]
-        self.seen.add(mid)
-        outcome = map_message(message, self.known(message), self.options())
-        self.learned.update(outcome.learned)
-        return self.outcome(head, outcome)
-
-    def options(self) -> Options:
-        return Options(campaign_id=self.config.drip_campaign_id)
-
-    def known(self, message: dict[str, Any]) -> dict[str, str]:
-        ids = [str(message[k]) for k in ("userId", "anonymousId", "previousId") if message.get(k)]
-        stored = outbox.known_emails(self.conn, ids)
-        return stored | {i: self.learned[i] for i in ids if i in self.learned}
-
-    def outcome(self, head: str, outcome: Outcome) -> list[str]:
-        notes = [f"problem: {p.field}: {p.reason}" for p in outcome.problems]
-        if outcome.skip:
-            return ["\n".join([f"{head} -> skipped: {outcome.skip}", *notes])]
-        calls = []
-        for call in outcome.calls:
-            if call.campaign_id is None or self.join(call.email.lower(), call.campaign_id):
-                calls.append(call)
-            else:
-                notes.append(
-                    f"not sent: campaign {call.campaign_id} subscription "
-                    f"({call.email} was subscribed through the bridge before)"
-                )
-        summary = plural(len(calls), "Drip call") if calls else "no Drip call"
-        account = self.config.drip_account_id
-        return [
-            "\n".join([f"{head} -> {summary}", *notes]),
-            *(drip_request(c, account) for c in calls),
-        ]
-
-    def join(self, email: str, campaign_id: str) -> bool:
-        """Whether the bridge would subscribe `email` now (only the first time)."""
-        if (email, campaign_id) in self.joined:
-            return False
-        self.joined.add((email, campaign_id))
-        query = sa.select(campaign_members.c.email).where(
-            campaign_members.c.email == email, campaign_members.c.campaign_id == campaign_id
-        )
-        return self.conn.execute(query).first() is None
+def describe(
+    message: Any, where: str, summary: Summary, seen: set[str], config: Config
+) -> list[str]:
+    """The header of one message (with its problems), then one chunk per Drip call."""
+    mid = message_id(message) if isinstance(message, dict) else None
+    kind = message.get("type", "?") if isinstance(message, dict) else "?"
+    skip = next((s for s in summary.skipped if s["messageId"] == mid), None)
+    if skip and skip["reason"] == "invalid_message":
+        return [f"{where}: {kind} -> skipped: invalid_message ({skip['detail']})"]
+    head = f"{where}: {kind} {mid}"
+    if mid in seen or (mid not in summary.accepted_ids and skip is None):
+        return [f"{head} -> duplicate (messageId already received; nothing is sent)"]
+    seen.add(str(mid))
+    notes = [f"problem: {p['field']}: {p['reason']}" for p in summary.problems
+             if p["messageId"] == mid]  # fmt: skip
+    if skip:
+        detail = f" ({skip['detail']})" if skip.get("detail") else ""
+        return ["\n".join([f"{head} -> skipped: {skip['reason']}{detail}", *notes])]
+    calls = [c for c in summary.calls if c.message_id == mid]
+    count = plural(len(calls), "Drip call") if calls else "no Drip call"
+    account = config.drip_account_id
+    return ["\n".join([f"{head} -> {count}", *notes]), *(drip_request(c, account) for c in calls)]
 
 
 def segment_messages(body: Any) -> list[Any]:
@@ -172,8 +125,6 @@ def segment_messages(body: Any) -> list[Any]:
         raise click.ClickException(f"not a Segment message: {exc.message}") from None
     if not messages:
         raise click.ClickException("no Segment messages in the input")
-    if isinstance(body, dict) and "batch" not in body and (detail := problems(messages[0])):
-        raise click.ClickException(f"not a Segment message: {detail}")
     return messages
 
 
@@ -190,25 +141,19 @@ def flatten(messages: Any, path: str = "") -> Iterator[str]:
 
 
 def webhook_chunks(body: dict[str, Any], config: Config, conn: sa.Connection) -> list[str]:
-    """The Segment Track call a Drip webhook becomes, or why none."""
+    """The Segment Track call a Drip webhook becomes, or why none (ingest, rolled back)."""
     try:
-        envelope: dict[str, Any] = WEBHOOK_SCHEMA.load(body)
-    except ValidationError as exc:
-        detail = "; ".join(flatten(exc.messages))
+        envelope = load_envelope(body)
+    except ApiError as exc:
+        fields = exc.details.get("fields")
+        detail = "; ".join(flatten(fields)) if fields else exc.message
         raise click.ClickException(f"not a Drip webhook: {detail}") from None
-    account = envelope["data"]["account_id"]
-    if account != config.drip_account_id:
-        raise click.ClickException(
-            f"this webhook is for Drip account {account}, but the bridge serves account "
-            f"{config.drip_account_id} (DRIP_ACCOUNT_ID)"
-        )
-    mid = event_id(envelope)
-    head = f"Drip webhook {envelope['event']} {mid}"
-    if already_received(conn, mid):
+    answer = ingest_webhook(conn, envelope, config, time.time())
+    head = f"Drip webhook {envelope['event']} {answer['id']}"
+    if answer.get("duplicate"):
         return [f"{head} -> duplicate (already received; nothing is sent)"]
-    reason = webhook_skip_reason(envelope, config)
-    if reason:
-        return [f"{head} -> skipped: {reason}"]
+    if "skipped" in answer:
+        return [f"{head} -> skipped: {answer['skipped']}"]
     notes = [] if config.segment_write_key else ["note: SEGMENT_WRITE_KEY is unset: the call waits"]
     call = "Segment track\n" + pretty(to_track(envelope, __version__))
     return ["\n".join([f"{head} -> 1 Segment call", *notes]), call]
@@ -217,8 +162,7 @@ def webhook_chunks(body: dict[str, Any], config: Config, conn: sa.Connection) ->
 def preview_body(body: Any, config: Config, conn: sa.Connection) -> list[str]:
     if is_webhook(body):
         return webhook_chunks(body, config, conn)
-    messages = segment_messages(body)
-    return list(SegmentPreview(conn, config).chunks(messages))
+    return segment_chunks(body, config, conn)
 
 
 @click.command("preview", help="Print the Drip or Segment calls a message would become.")
@@ -229,8 +173,9 @@ def preview(file: IO[bytes]) -> None:
     body = load_json(file)
     config: Config = current_app.config["BRIDGE"]
     try:
-        with store.reading(store.engine()) as conn:
+        with store.engine().connect() as conn:
             chunks = preview_body(body, config, conn)
+            conn.rollback()  # a rehearsal: nothing it stored is kept
     except sa.exc.SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise click.ClickException(f"cannot read the store: {first}") from None

@@ -32,16 +32,17 @@ log = logging.getLogger(__name__)
 class Summary:
     """The answer to one ingest request."""
 
-    accepted: int = 0
-    duplicates: int = 0
+    accepted_ids: list[str] = field(default_factory=list)
+    duplicate_ids: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[outbox.Pending] = field(default_factory=list)  # what was stored to send
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "success": True,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
+            "accepted": len(self.accepted_ids),
+            "duplicates": len(self.duplicate_ids),
             "skipped": self.skipped,
         }
         if self.problems:
@@ -58,6 +59,15 @@ def message_id(message: dict[str, Any]) -> str:
     return "sha1-" + hashlib.sha1(canonical.encode()).hexdigest()
 
 
+@dataclass
+class Checked:
+    """A request's messages sorted before any I/O: the valid ones by id, and skips."""
+
+    summary: Summary
+    valid: dict[str, dict[str, Any]]
+    skips: list[outbox.Skip]
+
+
 def store_segment(
     engine: sa.Engine,
     config: Config,
@@ -68,52 +78,55 @@ def store_segment(
     """Validate, map and store Segment messages; the bad ones are skipped with a reason.
 
     A `single` message that is not valid is refused whole (ApiError 400) instead.
+    """
+    checked = check_segment(messages, max_message_bytes, single)
+    with store.writing(engine) as conn:
+        summary = ingest_segment(conn, config, checked, time.time())
+    _count("segment", len(messages), summary)
+    return summary
+
+
+def check_segment(messages: list[Any], max_message_bytes: int | None, single: bool) -> Checked:
+    """Valid messages by id (a repeat within the request is a duplicate) and the rest."""
+    checked = Checked(Summary(), {}, [])
+    for message in messages:
+        reason, detail = _reject_reason(message, max_message_bytes)
+        if reason:
+            checked.skips.append(_skip(checked.summary, message, reason, detail))
+        elif (mid := message_id(message)) in checked.valid:
+            checked.summary.duplicate_ids.append(mid)
+        else:
+            checked.valid[mid] = message
+    if single and checked.skips and checked.skips[0].reason == "invalid_message":
+        detail = checked.skips[0].detail
+        raise ApiError(
+            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
+        )
+    return checked
+
+
+def ingest_segment(conn: sa.Connection, config: Config, checked: Checked, now: float) -> Summary:
+    """Store checked messages in `conn`'s transaction; what was stored, and why not.
 
     A request costs a fixed handful of statements, whatever its size: one insert of
     the message ids (which finds the duplicates), one read of the emails known for
     its ids (only when a message needs one), then one write each for identities,
     outgoing calls and skips.
     """
-    summary, now = Summary(), time.time()
-    valid, skips = _sort(messages, max_message_bytes, summary)
-    if single and skips and skips[0].reason == "invalid_message":
-        detail = skips[0].detail
-        raise ApiError(
-            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
-        )
+    summary, valid, skips = checked.summary, checked.valid, checked.skips
+    fresh = outbox.accept(conn, "segment", list(valid.items()), now)
+    summary.duplicate_ids += [mid for mid in valid if mid not in fresh]
+    known = outbox.KnownEmails(conn, _ids(m for mid, m in valid.items() if mid in fresh))
     options = Options(campaign_id=config.drip_campaign_id)
-    with store.writing(engine) as conn:
-        fresh = outbox.accept(conn, "segment", list(valid.items()), now)
-        summary.duplicates += len(valid) - len(fresh)
-        known = outbox.KnownEmails(conn, _ids(m for mid, m in valid.items() if mid in fresh))
-        calls: list[outbox.Pending] = []
-        for mid, message in valid.items():
-            if mid in fresh:
-                outcome = map_message(message, known, options)
-                known.learned.update(outcome.learned)
-                calls += _outcome(conn, summary, skips, mid, message, outcome, now)
-        outbox.learn(conn, known.learned, now)
-        outbox.enqueue(conn, calls, now)
-        outbox.record_skips(conn, skips, now)
-    _count("segment", len(messages), summary)
+    for mid, message in valid.items():
+        if mid in fresh:
+            outcome = map_message(message, known, options)
+            known.learned.update(outcome.learned)
+            summary.calls += _outcome(conn, summary, skips, mid, message, outcome, now)
+    outbox.learn(conn, known.learned, now)
+    outbox.enqueue(conn, summary.calls, now)
+    outbox.record_skips(conn, skips, now)
     return summary
-
-
-def _sort(
-    messages: list[Any], max_message_bytes: int | None, summary: Summary
-) -> tuple[dict[str, dict[str, Any]], list[outbox.Skip]]:
-    """Valid messages by id (a repeat within the request is a duplicate) and the rest."""
-    valid: dict[str, dict[str, Any]] = {}
-    skips: list[outbox.Skip] = []
-    for message in messages:
-        reason, detail = _reject_reason(message, max_message_bytes)
-        if reason:
-            skips.append(_skip(summary, message, reason, detail))
-        elif (mid := message_id(message)) in valid:
-            summary.duplicates += 1
-        else:
-            valid[mid] = message
-    return valid, skips
 
 
 def _outcome(
@@ -132,7 +145,7 @@ def _outcome(
     if outcome.skip:
         skips.append(_skip(summary, message, outcome.skip, None))
         return []
-    summary.accepted += 1
+    summary.accepted_ids.append(mid)
     return _pending(conn, mid, message, outcome, now)
 
 
@@ -146,8 +159,8 @@ def _ids(messages: Iterable[dict[str, Any]]) -> set[str]:
 def _count(source: str, received: int, summary: Summary) -> None:
     """Metrics for a committed request (nothing is counted for a failed one)."""
     metrics.RECEIVED.labels(source).inc(received)
-    metrics.ACCEPTED.labels(source).inc(summary.accepted)
-    metrics.DUPLICATES.labels(source).inc(summary.duplicates)
+    metrics.ACCEPTED.labels(source).inc(len(summary.accepted_ids))
+    metrics.DUPLICATES.labels(source).inc(len(summary.duplicate_ids))
     for entry in summary.skipped:
         metrics.SKIPPED.labels(source, entry["reason"]).inc()
 

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
 
@@ -33,19 +34,11 @@ SCHEMA = DripWebhookSchema()
 def receive() -> dict[str, Any]:
     cfg: Config = current_app.config["BRIDGE"]
     _check_token(cfg)
-    envelope = _load(parse_json(read_body(request, cfg.max_body_bytes)))
-    account = envelope["data"]["account_id"]
-    if account != cfg.drip_account_id:
-        raise ApiError(
-            403,
-            "wrong_account",
-            f"This webhook is for Drip account {account}, but the bridge serves account "
-            f"{cfg.drip_account_id} (DRIP_ACCOUNT_ID).",
-        )
+    envelope = load_envelope(parse_json(read_body(request, cfg.max_body_bytes)))
     # Drip re-sends a rate-limited webhook for 3 days; any other error disables it.
     unstored = "The bridge cannot store webhooks right now; Drip re-sends rate-limited ones."
-    with store_failures_as(429, 60, unstored):
-        answer = _store(envelope, cfg, time.time())
+    with store_failures_as(429, 60, unstored), store.writing(store.engine()) as conn:
+        answer = ingest_webhook(conn, envelope, cfg, time.time())
     _count(answer)
     return answer
 
@@ -65,7 +58,8 @@ def _check_token(cfg: Config) -> None:
         )
 
 
-def _load(body: Any) -> dict[str, Any]:
+def load_envelope(body: Any) -> dict[str, Any]:
+    """The envelope, checked by the schema (400) and for the account (403)."""
     try:
         envelope: dict[str, Any] = SCHEMA.load(body)
     except ValidationError as exc:
@@ -75,10 +69,18 @@ def _load(body: Any) -> dict[str, Any]:
             "Not a Drip webhook envelope; see details for each field.",
             {"fields": exc.messages},
         ) from exc
+    account, ours = envelope["data"]["account_id"], current_app.config["BRIDGE"].drip_account_id
+    if account != ours:
+        raise ApiError(
+            403,
+            "wrong_account",
+            f"This webhook is for Drip account {account}, but the bridge serves account "
+            f"{ours} (DRIP_ACCOUNT_ID).",
+        )
     return envelope
 
 
-def skip_reason(envelope: dict[str, Any], cfg: Config) -> str | None:
+def _skip_reason(envelope: dict[str, Any], cfg: Config) -> str | None:
     event = envelope["event"]
     if event not in DRIP_EVENTS:
         return "unknown_event"
@@ -89,19 +91,21 @@ def skip_reason(envelope: dict[str, Any], cfg: Config) -> str | None:
     return None
 
 
-def _store(envelope: dict[str, Any], cfg: Config, now: float) -> dict[str, Any]:
+def ingest_webhook(
+    conn: sa.Connection, envelope: dict[str, Any], cfg: Config, now: float
+) -> dict[str, Any]:
+    """Store one envelope in `conn`'s transaction; the answer says what became of it."""
     mid = event_id(envelope)
     answer: dict[str, Any] = {"success": True, "id": mid}
-    with store.writing(store.engine()) as conn:
-        if not outbox.accept(conn, "drip", [(mid, envelope)], now):
-            return answer | {"duplicate": True}
-        reason = skip_reason(envelope, cfg)
-        if reason:
-            skip = outbox.Skip("drip", mid, reason, envelope["event"], envelope)
-            outbox.record_skips(conn, [skip], now)
-            return answer | {"skipped": reason}
-        email = envelope["data"]["subscriber"]["email"].lower()
-        outbox.enqueue(conn, [outbox.Pending(mid, "segment", "track", email, envelope)], now)
+    if not outbox.accept(conn, "drip", [(mid, envelope)], now):
+        return answer | {"duplicate": True}
+    reason = _skip_reason(envelope, cfg)
+    if reason:
+        skip = outbox.Skip("drip", mid, reason, envelope["event"], envelope)
+        outbox.record_skips(conn, [skip], now)
+        return answer | {"skipped": reason}
+    email = envelope["data"]["subscriber"]["email"].lower()
+    outbox.enqueue(conn, [outbox.Pending(mid, "segment", "track", email, envelope)], now)
     return answer
 
 
