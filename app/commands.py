@@ -7,6 +7,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app import store
 from app.delivery.errors import DeliveryError
@@ -21,6 +22,7 @@ def this_app() -> Flask:
 @click.command("serve", help="Web server with an in-process delivery worker (one machine).")
 @click.option("--port", type=int, help="HTTP port (default: PORT, else 8000).")
 @click.option("--no-worker", is_flag=True, help="Serve HTTP only; run `drip-bridge worker` apart.")
+@with_appcontext
 def serve(port: int | None, no_worker: bool) -> None:
     """Migrate the store, then become gunicorn with the Procfile's settings."""
     app = this_app()
@@ -34,6 +36,7 @@ def serve(port: int | None, no_worker: bool) -> None:
 
 
 @click.command("check", help="Validate the configuration and the Drip credentials.")
+@with_appcontext
 def check() -> None:
     app = this_app()
     cfg = app.config["BRIDGE"]
@@ -53,9 +56,11 @@ def check() -> None:
     else:
         click.echo("  Header:        Authorization: Bearer <BRIDGE_WRITE_KEY>")
     click.echo("Segment libraries: host=" + base + ", write key = BRIDGE_WRITE_KEY")
-    if cfg.drip_webhook_token:
+    if cfg.drip_webhook_token:  # the token itself is a secret: it is never printed
         hook = f"{base}/drip/webhook?token=<DRIP_WEBHOOK_TOKEN>"
         click.echo(f"\nDrip webhook URL (Settings > Webhooks): {hook}")
+    else:
+        click.echo("\nDrip webhooks: set DRIP_WEBHOOK_TOKEN to receive them")
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,7 @@ import threading
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app.delivery.budget import Budget, budget
 from app.delivery.drip_client import DripClient
@@ -54,6 +55,7 @@ def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
 @click.option(
     "--no-batches", is_flag=True, help="One Drip call per record (the peer baseline of bench/)."
 )
+@with_appcontext
 def worker_command(lease: float, no_batches: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

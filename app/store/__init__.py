@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -127,6 +128,7 @@ def db() -> None:
 
 
 @db.command("upgrade", help="Create or migrate the schema (the release process).")
+@with_appcontext
 def db_upgrade() -> None:
     upgrade(engine())
     click.echo("database schema is up to date")
