@@ -26,11 +26,16 @@ pytest: $(VENV)/.installed services
 	$(BIN)/pytest
 
 # PostgreSQL for the Postgres half of the suite: start the machine's cluster if it is down.
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; it
+# downloads no browser of its own).
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
 	  command -v pg_ctlcluster >/dev/null && \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start && \
 	  sleep 2; } || echo "PostgreSQL is not running and could not be started"
+	@test -x /usr/bin/chromium || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	  || echo "Chromium is not installed and could not be installed (apt-get install chromium)"
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench

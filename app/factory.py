@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from app import commands, dead_letters, errors, logs, ops, preview, store
+from app import commands, dashboard, dead_letters, errors, logs, ops, preview, store
 from app.config import Config
 from app.delivery import runner
 from app.ingest import drip_webhook, segment
@@ -28,6 +28,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     ops.init_app(app)
     runner.init_app(app)
     commands.init_app(app)
+    dashboard.init_app(app)
     preview.init_app(app)
     dead_letters.init_app(app)
     return app

@@ -12,7 +12,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app import store
-from app.delivery.runner import budgets
+from app.delivery.runner import shared_budgets
 from app.store.tables import outbox, workers
 
 bp = Blueprint("ops", __name__)
@@ -64,7 +64,7 @@ class StoreCollector(Collector):
         left = GaugeMetricFamily(
             "bridge_rate_budget_remaining", "Drip calls left in the window", labels=["budget"]
         )
-        for budget in current_app.extensions.setdefault("budgets", budgets(current_app)):
+        for budget in shared_budgets(current_app):
             left.add_metric([budget.name], budget.remaining())
         backlog = GaugeMetricFamily("bridge_backlog", "Records waiting", labels=["destination"])
         dead = GaugeMetricFamily(

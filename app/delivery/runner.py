@@ -31,6 +31,14 @@ def budgets(app: Flask) -> tuple[Budget, Budget]:
     )
 
 
+def shared_budgets(app: Flask) -> tuple[Budget, Budget]:
+    """This process's handles on the budgets, made once (for /metrics and /admin)."""
+    if "budgets" not in app.extensions:
+        app.extensions["budgets"] = budgets(app)
+    pair: tuple[Budget, Budget] = app.extensions["budgets"]
+    return pair
+
+
 def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True) -> Worker:
     """A worker for Drip, and for Segment when SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]

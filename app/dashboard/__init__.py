@@ -1,0 +1,91 @@
+"""The dashboard at /admin: the page a marketing engineer keeps open (SPEC 7).
+
+Served by the app itself (one server-rendered page that refreshes itself, no build
+step), behind HTTP Basic with user `admin` and ADMIN_PASSWORD, with two actions on
+dead letters. Secrets are shown only as "set" or "not set".
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers import Response as BaseResponse
+
+from app import store
+from app.config import Config
+from app.dashboard import report
+from app.delivery.runner import shared_budgets
+from app.errors import ApiError
+from app.ingest.auth import same
+from app.store import dead_letters
+
+bp = Blueprint("dashboard", __name__, url_prefix="/admin", template_folder="templates")
+ACTIONS = {"replay": dead_letters.replay, "discard": dead_letters.discard}
+
+
+def _config() -> Config:
+    cfg: Config = current_app.config["BRIDGE"]
+    return cfg
+
+
+@bp.before_request
+def _admin_only() -> Response | None:
+    password = _config().admin_password
+    if not password:
+        raise ApiError(404, "not_found", "The dashboard is off: set ADMIN_PASSWORD to turn it on.")
+    auth = request.authorization
+    if auth is None or auth.username != "admin" or not same(auth.password, password):
+        return Response(
+            "Sign in as admin with ADMIN_PASSWORD.\n",
+            401,
+            {"WWW-Authenticate": 'Basic realm="drip-bridge", charset="UTF-8"'},
+        )
+    return None
+
+
+@bp.get("")
+def page() -> str:
+    with store.reading(store.engine()) as conn:
+        facts = report.gather(conn, time.time())
+    left = {budget.name: budget.remaining() for budget in shared_budgets(current_app)}
+    return render_template(
+        "admin.html",
+        facts=facts,
+        budgets=left,
+        setup=report.setup(_config(), request.host_url.rstrip("/")),
+        done=request.args.get("done"),
+    )
+
+
+@bp.post("/dead-letters/<int:row_id>/<action>")
+def act(row_id: int, action: str) -> BaseResponse:
+    """Replay or discard one dead letter, then back to the page."""
+    if action not in ACTIONS:
+        raise ApiError(404, "not_found", "Dead letters can be replayed or discarded.")
+    _same_origin()
+    with store.writing(store.engine()) as conn:
+        changed = ACTIONS[action](conn, [row_id], None, time.time())
+    done = f"{action}ed dead letter {row_id}" if changed else f"{row_id} is no dead letter"
+    return redirect(url_for(".page", done=done, _anchor="dead-letters"), 303)
+
+
+def _same_origin() -> None:
+    """Refuse a form posted from another site (the browser still sends our Basic auth)."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    if urlsplit(origin).netloc != request.host:
+        raise ApiError(403, "cross_origin", "Use the buttons of the dashboard itself.")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,134 @@
+"""The dashboard at /admin, in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from app.config import Config
+from app.delivery.runner import create_worker
+from app.factory import create_app
+from app.simulators.drip import FakeDrip
+from app.simulators.server import serve
+from app.store import upgrade
+from tests.conftest import DRIP_TOKEN, SHARED_SECRET, WEBHOOK_TOKEN, WRITE_KEY
+from tests.helpers import IDENTIFY, TRACK, bearer, dumps, rows
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "dashboard-test-password"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is required under CI=true (`make services` installs it)")
+        pytest.skip(f"no {CHROMIUM}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def admin_app(config: Config) -> Iterator[Flask]:
+    app = create_app(config.with_overrides({"admin_password": PASSWORD}))
+    upgrade(app.extensions["engine"])
+    yield app
+    app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def admin_url(admin_app: Flask) -> Iterator[str]:
+    with serve(admin_app) as served:
+        yield served.url
+
+
+@pytest.fixture
+def page(browser: Browser, admin_url: str) -> Iterator[Page]:
+    context = browser.new_context(http_credentials={"username": "admin", "password": PASSWORD})
+    page = context.new_page()
+    page.goto(f"{admin_url}/admin")
+    yield page
+    context.close()
+
+
+def a_dead_letter_and_a_skip(app: Flask, fake_drip: FakeDrip) -> None:
+    refusal = {
+        "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
+    }
+    fake_drip.fail_next(1, status=422, body=refusal)
+    headers = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
+    lonely = TRACK | {"userId": "stranger", "messageId": "m-lonely"}
+    app.test_client().post("/segment", data=dumps([IDENTIFY, lonely]), headers=headers)
+    create_worker(app).step()
+
+
+def test_the_page_shows_dead_letters_skips_budget_and_setup_without_secrets(
+    admin_app: Flask, admin_url: str, browser: Browser, fake_drip: FakeDrip
+) -> None:
+    a_dead_letter_and_a_skip(admin_app, fake_drip)
+    context = browser.new_context(http_credentials={"username": "admin", "password": PASSWORD})
+    page = context.new_page()
+    page.goto(f"{admin_url}/admin")
+    assert "email_error Email is invalid (email)" in page.inner_text("#dead-1")
+    assert "ada@example.com" in page.inner_text("#dead-1")
+    assert "missing_email" in page.inner_text("#skipped + table")
+    assert page.inner_text("#budget-individual b") == "3599"
+    assert page.inner_text("#received-segment b") == "2"
+    page.click("#dead-1 summary")
+    assert '"traits"' in page.inner_text("#dead-1 details")  # the original message
+    assert set(page.locator("td.secret").all_inner_texts()) == {"set"}
+    html = page.content()
+    for secret in (PASSWORD, DRIP_TOKEN, WRITE_KEY, SHARED_SECRET, WEBHOOK_TOKEN):
+        assert secret not in html
+    context.close()
+
+
+def test_replay_puts_a_dead_letter_back_in_line(
+    admin_app: Flask, page: Page, fake_drip: FakeDrip
+) -> None:
+    a_dead_letter_and_a_skip(admin_app, fake_drip)
+    page.reload()
+    page.click("#dead-1 >> text=Replay")
+    assert page.inner_text("[role=status]") == "replayed dead letter 1"
+    assert page.locator("#dead-1").count() == 0
+    assert rows(admin_app)[0].state == "pending"
+
+
+def test_discard_drops_a_dead_letter_but_keeps_it_on_record(
+    admin_app: Flask, page: Page, fake_drip: FakeDrip
+) -> None:
+    a_dead_letter_and_a_skip(admin_app, fake_drip)
+    page.reload()
+    page.click("#dead-1 >> text=Discard")
+    assert page.inner_text("[role=status]") == "discarded dead letter 1"
+    assert rows(admin_app)[0].state == "dropped"
+
+
+def test_the_dashboard_wants_the_admin_password(admin_url: str) -> None:
+    assert requests.get(f"{admin_url}/admin", timeout=5).status_code == 401
+    wrong = requests.get(f"{admin_url}/admin", auth=("admin", "nope"), timeout=5)
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"].startswith('Basic realm="drip-bridge"')
+
+
+def test_a_form_posted_from_another_site_is_refused(admin_url: str) -> None:
+    response = requests.post(f"{admin_url}/admin/dead-letters/1/replay", auth=("admin", PASSWORD),
+                             headers={"Origin": "http://evil.example"}, timeout=5)  # fmt: skip
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "cross_origin"
+
+
+def test_without_admin_password_there_is_no_dashboard(client: object) -> None:
+    response = client.get("/admin")  # type: ignore[attr-defined]
+    assert response.status_code == 404
+    assert "set ADMIN_PASSWORD" in response.json["error"]["message"]
