@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from app import commands, dashboard, dead_letters, errors, logs, ops, preview, store
@@ -12,12 +10,10 @@ from app.delivery import runner
 from app.ingest import drip_webhook, segment
 
 
-def create_app(config: Config | None = None, **overrides: Any) -> Flask:
-    """Build the bridge. `config` defaults to the environment (raises ConfigError)."""
+def create_app(config: Config | None = None) -> Flask:
+    """Build the bridge. `config` (tests) defaults to the environment (raises ConfigError)."""
     app = Flask(__name__, instance_relative_config=True)
     bridge = config or Config.from_env(instance_path=app.instance_path)
-    if overrides:
-        bridge = bridge.with_overrides(overrides)
     app.config["BRIDGE"] = bridge
     app.config["MAX_CONTENT_LENGTH"] = bridge.max_body_bytes
     logs.init_app(app)
