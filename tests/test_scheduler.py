@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import Rate
-from app.delivery.runner import create_worker
+from app.delivery.runner import close_budgets, create_worker
 from app.simulators.drip import FakeDrip
 from app.store import outbox as store
 from tests.conftest import ACCOUNT_ID, WRITE_KEY, drain
@@ -27,6 +27,7 @@ def identifies(n: int, start: int = 0) -> list[dict[str, Any]]:
 
 
 def compressed(app: Flask, individual: Rate, batch: Rate) -> Flask:
+    close_budgets(app)  # budgets are made once per app: make them again with these rates
     app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides(
         {"drip_rate_limit": individual, "drip_batch_rate_limit": batch}
     )

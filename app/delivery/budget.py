@@ -58,6 +58,16 @@ class Budget:
         bucket.leak(int(time.time() * 1000))
         return max(0, self.rate.count - int(bucket.count()))  # type: ignore[arg-type]
 
+    def close(self) -> None:
+        """Stop the cleanup thread and release the bucket's connections."""
+        (bucket,) = self.limiter.buckets()
+        self.limiter.dispose(bucket)
+        pool = getattr(bucket, "pool", None)  # the PostgreSQL bucket's own pool
+        if pool is not None:
+            pool.close()
+        else:
+            bucket.close()
+
     def close_for(self, seconds: float) -> None:
         """Drip answered 429: spend nothing more until its window turns."""
         self.closed_until = max(self.closed_until, time.time() + seconds)

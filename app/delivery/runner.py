@@ -22,27 +22,28 @@ def drip_client(app: Flask) -> DripClient:
     return DripClient(cfg.drip_api_url, cfg.drip_account_id, cfg.drip_api_token)
 
 
-def budgets(app: Flask) -> tuple[Budget, Budget]:
-    """Drip's individual and batch budgets, as every process of this store shares them."""
-    cfg = app.config["BRIDGE"]
-    return (
-        budget("individual", cfg.drip_rate_limit, cfg.database_url),
-        budget("batch", cfg.drip_batch_rate_limit, cfg.database_url),
-    )
-
-
 def shared_budgets(app: Flask) -> tuple[Budget, Budget]:
-    """This process's handles on the budgets, made once (for /metrics and /admin)."""
+    """This process's handles on the budgets, made once and shared by its threads."""
     if "budgets" not in app.extensions:
-        app.extensions["budgets"] = budgets(app)
+        cfg = app.config["BRIDGE"]
+        app.extensions["budgets"] = (
+            budget("individual", cfg.drip_rate_limit, cfg.database_url),
+            budget("batch", cfg.drip_batch_rate_limit, cfg.database_url),
+        )
     pair: tuple[Budget, Budget] = app.extensions["budgets"]
     return pair
+
+
+def close_budgets(app: Flask) -> None:
+    """Release the budgets' connections (an app that is done: tests, shutdown)."""
+    for held in app.extensions.pop("budgets", ()):
+        held.close()
 
 
 def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True) -> Worker:
     """A worker for Drip, and for Segment when SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]
-    individual, batch = budgets(app)
+    individual, batch = shared_budgets(app)
     senders: list[Sender] = [DripSender(drip_client(app), individual, batch, batches)]
     if cfg.segment_write_key:
         senders.append(SegmentSender(cfg.segment_write_key, cfg.segment_api_host))
