@@ -154,20 +154,20 @@ def join_campaign(conn: sa.Connection, email: str, campaign_id: str, now: float)
     return conn.execute(stmt).first() is not None
 
 
+def _due(destination: str, now: float) -> sa.ColumnElement[bool]:
+    """Rows of `destination` waiting to be sent whose time has come."""
+    return sa.and_(
+        outbox.c.destination == destination,
+        outbox.c.state == "pending",
+        outbox.c.available_at <= now,
+    )
+
+
 def due_counts(
     conn: sa.Connection, destination: str, now: float, cap: int = 5000
 ) -> dict[str, int]:
     """How many rows of each kind are due (counting at most `cap` rows, so it stays cheap)."""
-    due = (
-        sa.select(outbox.c.kind)
-        .where(
-            outbox.c.destination == destination,
-            outbox.c.state == "pending",
-            outbox.c.available_at <= now,
-        )
-        .limit(cap)
-        .subquery()
-    )
+    due = sa.select(outbox.c.kind).where(_due(destination, now)).limit(cap).subquery()
     rows = conn.execute(sa.select(due.c.kind, sa.func.count()).group_by(due.c.kind))
     return {kind: count for kind, count in rows}
 
@@ -199,9 +199,7 @@ def claim(
     due = (
         sa.select(outbox.c.id)
         .where(
-            outbox.c.destination == destination,
-            outbox.c.state == "pending",
-            outbox.c.available_at <= now,
+            _due(destination, now),
             # A scalar MIN (not NOT EXISTS): planned per row from outbox_person even
             # before PostgreSQL has statistics on a fresh table.
             outbox.c.id == first_of_person,
