@@ -76,9 +76,10 @@ class SegmentSender:
         return [Lane(self.claim_size)]
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
-        yield list(self._deliver(rows))
+        """All rows at once: the library sends them as one batch."""
+        yield self._deliver(rows)
 
-    def _deliver(self, rows: Sequence[Row]) -> Iterator[Result]:
+    def _deliver(self, rows: Sequence[Row]) -> list[Result]:
         client = self.client()
         refused: dict[int, DeliveryError] = {}
         for row in rows:
@@ -89,10 +90,10 @@ class SegmentSender:
             timeout = DeliveryError(
                 f"Segment did not take the batch within {self.flush_timeout:g}s"
             )
-            return ((row, refused.get(row.id, timeout)) for row in rows)
+            return [(row, refused.get(row.id, timeout)) for row in rows]
         with self._lock:
             failed, self._failed = self._failed, {}
-        return ((row, refused.get(row.id) or failed.get(row.message_id)) for row in rows)
+        return [(row, refused.get(row.id) or failed.get(row.message_id)) for row in rows]
 
     def _enqueue(self, client: Client, row: Row) -> DeliveryError | None:
         try:
