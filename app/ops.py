@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from app import store
 from app.delivery.runner import shared_budgets
+from app.store import inbox
 from app.store.tables import outbox, workers
 
 bp = Blueprint("ops", __name__)
@@ -58,7 +59,7 @@ def metrics() -> Response:
 
 
 class StoreCollector(Collector):
-    """Backlog, dead letters and rate budgets, read from the store at scrape time."""
+    """Backlog (and inbox), dead letters and rate budgets, read from the store at scrape time."""
 
     def collect(self) -> list[GaugeMetricFamily]:  # type: ignore[override]
         left = GaugeMetricFamily(
@@ -78,7 +79,12 @@ class StoreCollector(Collector):
         with store.reading(store.engine()) as conn:
             for destination, state, count in conn.execute(query):
                 (backlog if state == "pending" else dead).add_metric([destination], count)
-        return [backlog, dead, left]
+            waiting = GaugeMetricFamily(
+                "bridge_inbox_waiting",
+                "Tracking-API requests stored and not yet mapped",
+                inbox.waiting(conn),
+            )
+        return [waiting, backlog, dead, left]
 
 
 def _store_registry() -> CollectorRegistry:

@@ -85,6 +85,7 @@ def test_the_page_shows_dead_letters_skips_budget_and_setup_without_secrets(
     assert "missing_email" in page.inner_text("#skipped + table")
     assert page.inner_text("#budget-individual b") == "3599"
     assert page.inner_text("#received-segment b") == "2"
+    assert page.inner_text("#inbox b") == "0"
     page.click("#dead-1 summary")
     assert '"traits"' in page.inner_text("#dead-1 details")  # the original message
     assert set(page.locator("td.secret").all_inner_texts()) == {"set"}

@@ -1,8 +1,7 @@
-"""POST /segment and /v1/*: auth, bad input, answers, and what is stored."""
+"""POST /segment: auth, bad input, answers, and what is stored (/v1/*: test_tracking_api)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -177,45 +176,3 @@ def test_when_the_store_is_down_nothing_is_acknowledged() -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert response.json["error"]["code"] == "store_unavailable"
-
-
-def test_v1_batch_takes_the_write_key_in_the_body_and_never_stores_it(
-    client: FlaskClient, app: Flask
-) -> None:
-    body = {"batch": [IDENTIFY], "writeKey": WRITE_KEY, "context": {"ip": "10.0.0.1"}}
-    response = client.post("/v1/batch", data=dumps(body), headers=JSON)
-    assert response.status_code == 200
-    assert response.json["success"] is True
-    (stored,) = rows(app, received)
-    assert "writeKey" not in json.dumps(stored.payload)
-    assert stored.payload["context"] == {"ip": "10.0.0.1"}
-
-
-def test_v1_track_without_type_takes_it_from_the_path(client: FlaskClient, app: Flask) -> None:
-    body = {k: v for k, v in TRACK.items() if k != "type"} | {
-        "properties": {"email": "ada@example.com"}
-    }
-    response = client.post("/v1/track", data=dumps(body), headers=JSON | basic(WRITE_KEY))
-    assert response.json["accepted"] == 1
-    assert rows(app)[0].kind == "event"
-
-
-def test_v1_rejects_a_wrong_write_key(client: FlaskClient) -> None:
-    response = client.post("/v1/batch", data=dumps({"batch": [], "writeKey": "nope"}), headers=JSON)
-    assert response.status_code == 401
-
-
-def test_v1_skips_a_message_over_32_kb_but_keeps_the_rest(client: FlaskClient) -> None:
-    big = IDENTIFY | {"messageId": "m-big", "traits": {"email": "a@b.co", "blob": "x" * 40_000}}
-    body = {"batch": [big, TRACK | {"properties": {"email": "a@b.co"}}]}
-    response = client.post("/v1/batch", data=dumps(body), headers=JSON | basic(WRITE_KEY))
-    assert response.json["accepted"] == 1
-    assert response.json["skipped"] == [
-        {"messageId": "m-big", "reason": "too_large", "detail": "a message may be at most 32 KB"}
-    ]
-
-
-def test_v1_answers_404_for_an_unknown_call(client: FlaskClient) -> None:
-    response = client.post("/v1/fly", data=dumps({}), headers=JSON | basic(WRITE_KEY))
-    assert response.status_code == 404
-    assert response.json["error"]["code"] == "not_found"

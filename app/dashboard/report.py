@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from app.config import Config
 from app.dead_letters import as_dict, iso
-from app.store import dead_letters
+from app.store import dead_letters, inbox
 from app.store.tables import outbox, received, skipped, workers
 
 HOUR = 3600.0
@@ -30,6 +30,7 @@ def gather(conn: sa.Connection, now: float) -> dict[str, Any]:
         "received": _counts(conn, received.c.source, received.c.received_at > since),
         "delivered": _counts(conn, outbox.c.destination, delivered),
         "backlog": _counts(conn, outbox.c.destination, outbox.c.state == "pending"),
+        "inbox": inbox.waiting(conn),
         "dead": [as_dict(row) for row in dead_letters.dead_letters(conn, limit=SHOWN)],
         "skipped": [_skip(row) for row in conn.execute(recent_skips)],
         "errors": [_error(row) for row in conn.execute(retrying)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 
@@ -14,6 +15,7 @@ from app.delivery.drip_client import DripClient
 from app.delivery.drip_sender import DripSender
 from app.delivery.segment_sender import SegmentSender
 from app.delivery.worker import Sender, Worker
+from app.ingest import intake
 from app.store.outbox import LEASE_SECONDS
 
 
@@ -41,13 +43,15 @@ def close_budgets(app: Flask) -> None:
 
 
 def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True) -> Worker:
-    """A worker for Drip, and for Segment when SEGMENT_WRITE_KEY is set."""
+    """A worker that maps the inbox and delivers to Drip, and to Segment when
+    SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]
     individual, batch = shared_budgets(app)
     senders: list[Sender] = [DripSender(drip_client(app), individual, batch, batches)]
     if cfg.segment_write_key:
         senders.append(SegmentSender(cfg.segment_write_key, cfg.segment_api_host))
-    return Worker(app.extensions["engine"], senders, lease=lease)
+    engine = app.extensions["engine"]
+    return Worker(engine, senders, intake=functools.partial(intake.take, engine, cfg), lease=lease)
 
 
 def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:

@@ -1,9 +1,10 @@
 """The delivery worker: a loop of small steps.
 
-A step asks each destination's sender which lanes to work (which rows, how many:
-the sender knows its rate budgets), claims those rows, hands them to the sender,
-then marks each row done, schedules a retry or dead-letters it. Tests run one
-step at a time; SIGTERM lets the current step finish.
+A step first maps what waits in the inbox (`intake`), then asks each destination's
+sender which lanes to work (which rows, how many: the sender knows its rate
+budgets), claims those rows, hands them to the sender, then marks each row done,
+schedules a retry or dead-letters it. Tests run one step at a time; SIGTERM lets
+the current step finish.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -80,11 +81,13 @@ class Worker:
         engine: sa.Engine,
         senders: Sequence[Sender],
         *,
+        intake: Callable[[], bool] | None = None,
         name: str | None = None,
         lease: float = outbox.LEASE_SECONDS,
     ) -> None:
         self.engine = engine
         self.senders = list(senders)
+        self.intake = intake
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease = lease
         self.paused: dict[str, Pause] = {}
@@ -109,7 +112,7 @@ class Worker:
         """One round over every destination; True when any work was found."""
         now = time.time()
         paused_before = set(self.paused)
-        found = False
+        found = self.intake() if self.intake else False
         for sender in self.senders:
             if self._resumable(sender, now):
                 found |= self._step(sender, now)

@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,11 +61,12 @@ def message_id(message: dict[str, Any]) -> str:
 
 @dataclass
 class Checked:
-    """A request's messages sorted before any I/O: the valid ones by id, and skips."""
+    """Messages sorted before any I/O: the valid ones by id, and skips."""
 
     summary: Summary
     valid: dict[str, dict[str, Any]]
     skips: list[outbox.Skip]
+    received_at: dict[str, float] = field(default_factory=dict)  # by id; default: now
 
 
 def store_segment(
@@ -82,14 +83,23 @@ def store_segment(
     checked = check_segment(messages, max_message_bytes, single)
     with store.writing(engine) as conn:
         summary = ingest_segment(conn, config, checked, time.time())
-    _count("segment", len(messages), summary)
+    metrics.RECEIVED.labels("segment").inc(len(messages))
+    count("segment", summary)
     return summary
 
 
-def check_segment(messages: list[Any], max_message_bytes: int | None, single: bool) -> Checked:
-    """Valid messages by id (a repeat within the request is a duplicate) and the rest."""
+def check_segment(
+    messages: Sequence[Any],
+    max_message_bytes: int | None,
+    single: bool,
+    received_at: Sequence[float] = (),
+) -> Checked:
+    """Valid messages by id (a repeat within them is a duplicate) and the rest.
+
+    `received_at` (the inbox) gives each message's arrival; without it, now.
+    """
     checked = Checked(Summary(), {}, [])
-    for message in messages:
+    for i, message in enumerate(messages):
         reason, detail = _reject_reason(message, max_message_bytes)
         if reason:
             checked.skips.append(_skip(checked.summary, message, reason, detail))
@@ -97,12 +107,18 @@ def check_segment(messages: list[Any], max_message_bytes: int | None, single: bo
             checked.summary.duplicate_ids.append(mid)
         else:
             checked.valid[mid] = message
+            if received_at:
+                checked.received_at[mid] = received_at[i]
     if single and checked.skips and checked.skips[0].reason == "invalid_message":
-        detail = checked.skips[0].detail
-        raise ApiError(
-            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
-        )
+        raise invalid_message(str(checked.skips[0].detail))
     return checked
+
+
+def invalid_message(detail: str) -> ApiError:
+    """The answer to a single message that is not a valid Segment message."""
+    return ApiError(
+        400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
+    )
 
 
 def ingest_segment(conn: sa.Connection, config: Config, checked: Checked, now: float) -> Summary:
@@ -114,7 +130,7 @@ def ingest_segment(conn: sa.Connection, config: Config, checked: Checked, now: f
     outgoing calls and skips.
     """
     summary, valid, skips = checked.summary, checked.valid, checked.skips
-    fresh = outbox.accept(conn, "segment", list(valid.items()), now)
+    fresh = outbox.accept(conn, "segment", list(valid.items()), now, checked.received_at)
     summary.duplicate_ids += [mid for mid in valid if mid not in fresh]
     known = outbox.KnownEmails(conn, _ids(m for mid, m in valid.items() if mid in fresh))
     options = Options(campaign_id=config.drip_campaign_id)
@@ -122,7 +138,8 @@ def ingest_segment(conn: sa.Connection, config: Config, checked: Checked, now: f
         if mid in fresh:
             outcome = map_message(message, known, options)
             known.learned.update(outcome.learned)
-            summary.calls += _outcome(conn, summary, skips, mid, message, outcome, now)
+            at = checked.received_at.get(mid, now)
+            summary.calls += _outcome(conn, summary, skips, mid, message, outcome, at)
     outbox.learn(conn, known.learned, now)
     outbox.enqueue(conn, summary.calls, now)
     outbox.record_skips(conn, skips, now)
@@ -138,7 +155,7 @@ def _outcome(
     outcome: Outcome,
     now: float,
 ) -> list[outbox.Pending]:
-    """Account for one mapped message; the Drip calls it makes."""
+    """Account for one mapped message (received at `now`); the Drip calls it makes."""
     summary.problems += [
         {"messageId": mid, "field": p.field, "reason": p.reason} for p in outcome.problems
     ]
@@ -156,9 +173,8 @@ def _ids(messages: Iterable[dict[str, Any]]) -> set[str]:
     }
 
 
-def _count(source: str, received: int, summary: Summary) -> None:
-    """Metrics for a committed request (nothing is counted for a failed one)."""
-    metrics.RECEIVED.labels(source).inc(received)
+def count(source: str, summary: Summary) -> None:
+    """Metrics for what was committed (nothing is counted for a failed transaction)."""
     metrics.ACCEPTED.labels(source).inc(len(summary.accepted_ids))
     metrics.DUPLICATES.labels(source).inc(len(summary.duplicate_ids))
     for entry in summary.skipped:
@@ -187,7 +203,7 @@ def _pending(
     user_id = message.get("userId")
     person = f"user:{user_id}" if user_id else None
     return [
-        outbox.Pending(mid, "drip", c.kind, person or c.email.lower(), c.record, c.campaign_id)
+        outbox.Pending(mid, "drip", c.kind, person or c.email.lower(), c.record, c.campaign_id, now)
         for c in outcome.calls
         if c.campaign_id is None or outbox.join_campaign(conn, c.email.lower(), c.campaign_id, now)
     ]

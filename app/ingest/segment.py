@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Blueprint, Flask, Request, current_app, request
 
-from app import store
+from app import metrics, store
 from app.config import Config
 from app.errors import ApiError, store_failures_as
 from app.ingest import auth
-from app.ingest.accept import Summary, store_segment
+from app.ingest.accept import Summary, invalid_message, store_segment
+from app.ingest.segment_schema import problems
+from app.store import inbox
 
 log = logging.getLogger(__name__)
 bp = Blueprint("segment", __name__)
@@ -40,6 +44,12 @@ def webhook() -> dict[str, Any]:
 
 @bp.post("/v1/<kind>")
 def tracking_api(kind: str) -> dict[str, Any]:
+    """Segment's tracking API: checked, stored whole and answered; the worker maps it.
+
+    As Segment's own API does, a batch is refused only when it is not JSON or too
+    large; a bad message in it is skipped later, with its reason on /admin, in the
+    logs and in /metrics. A single call (/v1/track, ...) is checked here: 400 if bad.
+    """
     if kind not in (*V1_TYPES, "batch"):
         raise ApiError(404, "not_found", f"No endpoint /v1/{kind}; use /v1/batch or /v1/track.")
     raw = read_body(request, BATCH_LIMIT)
@@ -48,12 +58,40 @@ def tracking_api(kind: str) -> dict[str, Any]:
         raise ApiError(400, "invalid_body", "The body must be a JSON object.")
     auth.check_write_key(_config(), request, body.get("writeKey"))
     if kind == "batch":
-        return _store(messages_of(body), MESSAGE_LIMIT, single=False).as_json()
-    if len(raw) > MESSAGE_LIMIT:
-        raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
-    message = {k: v for k, v in body.items() if k != "writeKey"}
-    message.setdefault("type", kind)
-    return _store([message], None, single=True).as_json()
+        received = len(_batch(body)) if "batch" in body else 1
+    else:
+        if len(raw) > MESSAGE_LIMIT:
+            raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
+        if detail := problems(v1_message(kind, body)):
+            raise invalid_message(detail)
+        received = 1
+    with _storing():
+        inbox.put(store.engine(), kind, _secret_free(raw, body), time.time())
+    metrics.RECEIVED.labels("segment").inc(received)
+    return {"success": True}
+
+
+def v1_messages(kind: str, body: dict[str, Any]) -> list[Any]:
+    """The messages of a tracking-API request, as the inbox kept it."""
+    return messages_of(body) if kind == "batch" else [v1_message(kind, body)]
+
+
+def v1_message(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A single call's message: its type from the path unless the body says."""
+    return {"type": kind} | _without_key(body)
+
+
+def _secret_free(raw: bytes, body: dict[str, Any]) -> str:
+    """The body to keep: as sent, or re-encoded without its writeKeys (never stored)."""
+    batch = body.get("batch")
+    messages = batch if isinstance(batch, list) else []
+    keyed = "writeKey" in body or any(isinstance(m, dict) and "writeKey" in m for m in messages)
+    if not keyed:
+        return raw.decode()
+    kept = _without_key(body)
+    if messages:
+        kept = kept | {"batch": [_without_key(m) for m in messages]}
+    return json.dumps(kept)
 
 
 def read_body(req: Request, limit: int) -> bytes:
@@ -87,7 +125,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode())
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_json", "The body is not UTF-8 text.") from exc
     except json.JSONDecodeError as exc:
@@ -108,11 +146,16 @@ def messages_of(body: Any) -> list[Any]:
         )
     if "batch" not in body:
         return [_without_key(body)]
+    batch = _batch(body)
+    shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
+    return [_with_shared(_without_key(m), shared) for m in batch]
+
+
+def _batch(body: dict[str, Any]) -> list[Any]:
     batch = body["batch"]
     if not isinstance(batch, list):
         raise ApiError(400, "invalid_body", '"batch" must be an array of Segment messages.')
-    shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
-    return [_with_shared(_without_key(m), shared) for m in batch]
+    return batch
 
 
 def _without_key(message: Any) -> Any:
@@ -133,10 +176,14 @@ def _with_shared(message: Any, shared: dict[str, dict[str, Any]]) -> Any:
     return merged
 
 
-def _store(messages: list[Any], max_message_bytes: int | None, single: bool) -> Summary:
-    # Segment retries a 5xx for four hours.
+def _storing() -> AbstractContextManager[None]:
+    """A store that fails answers 503 (Segment retries a 5xx for four hours)."""
     unstored = "The bridge cannot store messages right now; retry later (nothing was accepted)."
-    with store_failures_as(503, 30, unstored):
+    return store_failures_as(503, 30, unstored)
+
+
+def _store(messages: list[Any], max_message_bytes: int | None, single: bool) -> Summary:
+    with _storing():
         return store_segment(store.engine(), _config(), messages, max_message_bytes, single)
 
 

@@ -80,15 +80,54 @@ _queues: dict[str, _WriterQueue] = {}
 
 
 @contextmanager
-def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A write transaction, committed at the end (on SQLite, writers take turns)."""
+def _writers_turn(engine: sa.Engine) -> Iterator[None]:
+    """On a SQLite file, wait for this writer's turn; elsewhere, go ahead."""
     if engine.dialect.name != "sqlite" or not engine.url.database:
-        with engine.begin() as conn:
-            yield conn
+        yield
         return
     path = f"{engine.url.database}.writers"
-    with _queues.setdefault(path, _WriterQueue(path)).held(), engine.begin() as conn:
+    with _queues.setdefault(path, _WriterQueue(path)).held():
+        yield
+
+
+@contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction, committed at the end (on SQLite, writers take turns)."""
+    with _writers_turn(engine), engine.begin() as conn:
         yield conn
+
+
+def execute_alone(engine: sa.Engine, statement: str, params: tuple[Any, ...]) -> None:
+    """Run one statement as its own transaction, on the driver's connection.
+
+    For the tracking API's single insert: SQLAlchemy's execution layer (events, an
+    engine-issued BEGIN, result objects) cost more than the insert itself, and on
+    PostgreSQL autocommit saves the BEGIN and COMMIT round trips (bench/ingest).
+    Same turns and same errors (sa.exc.DBAPIError) as `writing`. `statement` uses
+    the driver's placeholders (`engine.dialect.paramstyle`).
+    """
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    with _writers_turn(engine):
+        try:
+            conn = engine.raw_connection()
+            try:
+                _execute_alone(engine.dialect.name, conn.driver_connection, statement, params)
+            finally:
+                conn.close()
+        except dbapi_error as exc:
+            # Without the parameters: they carry people's data.
+            raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+
+
+def _execute_alone(dialect: str, driver: Any, statement: str, params: tuple[Any, ...]) -> None:
+    if dialect != "postgresql":
+        driver.execute(statement, params)  # pysqlite autocommits here (create_engine)
+        return
+    driver.autocommit = True
+    try:
+        driver.execute(statement, params)
+    finally:
+        driver.autocommit = False
 
 
 @contextmanager

@@ -30,6 +30,7 @@ class Pending:
     person: str  # the ordering key: one person's calls go out in order, one at a time
     body: dict[str, Any]
     campaign_id: str | None = None
+    received_at: float | None = None  # None: now, when it is enqueued
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,23 @@ def _sql(conn: sa.Connection) -> SimpleNamespace:
 
 
 def accept(
-    conn: sa.Connection, source: str, messages: Sequence[tuple[str, Any]], now: float
+    conn: sa.Connection,
+    source: str,
+    messages: Sequence[tuple[str, Any]],
+    now: float,
+    received_at: Mapping[str, float] | None = None,
 ) -> set[str]:
-    """Record messages as received, by id; returns the ids not seen before.
+    """Record messages as received (at `now` unless `received_at` says), by id;
+    returns the ids not seen before.
 
     RETURNING rather than rowcount: psycopg 3 reports -1 for ON CONFLICT inserts.
     """
     if not messages:
         return set()
+    times = received_at or {}
     rows = [
-        {"message_id": mid, "source": source, "payload": payload, "received_at": now}
-        for mid, payload in messages
+        {"message_id": mid, "source": source, "payload": body, "received_at": times.get(mid, now)}
+        for mid, body in messages
     ]
     return {row.message_id for row in conn.execute(_sql(conn).accept, rows)}
 
@@ -88,6 +95,7 @@ def enqueue(conn: sa.Connection, calls: Sequence[Pending], now: float) -> None:
 
 
 def _row(call: Pending, now: float) -> dict[str, Any]:
+    received_at = now if call.received_at is None else call.received_at
     return {
         "message_id": call.message_id,
         "destination": call.destination,
@@ -95,8 +103,8 @@ def _row(call: Pending, now: float) -> dict[str, Any]:
         "person": call.person,
         "body": call.body,
         "campaign_id": call.campaign_id,
-        "received_at": now,
-        "available_at": now,
+        "received_at": received_at,
+        "available_at": received_at,
     }
 
 

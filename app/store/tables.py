@@ -20,6 +20,18 @@ received = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
 )
 
+# Requests to Segment's tracking API (/v1/*) as they arrived, waiting for the
+# worker to validate, de-duplicate and map them (app/ingest/intake.py). Storing a
+# request whole is one insert, however many messages it carries.
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # the /v1 call: track, ..., batch
+    sa.Column("body", sa.Text, nullable=False),  # the request's JSON, without writeKey
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+
 # One row per outgoing call. `available_at` is both the retry time and the lease:
 # a claim pushes it a lease ahead, so work held by a dead worker comes back.
 outbox = sa.Table(

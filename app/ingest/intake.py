@@ -1,0 +1,87 @@
+"""The worker's first step: map what the tracking API stored whole (the inbox).
+
+One worker at a time takes the oldest requests (PostgreSQL: an advisory lock;
+SQLite: the write lock), so a person's messages are mapped in the order they
+arrived. They are validated, de-duplicated and mapped by the same code as
+/segment's, in the transaction that removes them from the inbox: a worker killed
+half-way leaves them waiting, never half-mapped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from app import metrics, store
+from app.config import Config
+from app.ingest.accept import check_segment, count, ingest_segment
+from app.ingest.segment import MESSAGE_LIMIT, v1_messages
+from app.store import inbox, outbox
+
+log = logging.getLogger(__name__)
+
+# Messages per transaction, so that SQLite's write lock (which ingest waits for)
+# is held for milliseconds; a request is never split, so a large batch goes alone.
+MESSAGES = 200
+
+
+def take(engine: sa.Engine, config: Config) -> bool:
+    """Map and enqueue the oldest waiting requests; False when none were waiting.
+
+    A request that cannot be mapped (a bug, or a row this version cannot read)
+    must not hold up the ones behind it: it is set aside as a skip with the error.
+    """
+    try:
+        return _map(engine, config, MESSAGES)
+    except sa.exc.DBAPIError:
+        raise
+    except Exception:
+        log.exception("mapping the inbox failed; trying its oldest request alone")
+    try:
+        return _map(engine, config, 1)
+    except sa.exc.DBAPIError:
+        raise
+    except Exception as exc:
+        log.exception("mapping the oldest inbox request failed; setting it aside")
+        _set_aside(engine, f"{type(exc).__name__}: {exc}")
+        return True
+
+
+def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
+    with store.writing(engine) as conn:
+        messages: list[Any] = []
+        received_at: list[float] = []
+        taken = []
+        for row in inbox.oldest(conn, limit):
+            if len(messages) >= limit:
+                break
+            batch = v1_messages(row.kind, json.loads(row.body))
+            messages += batch
+            received_at += [row.received_at] * len(batch)
+            taken.append(row.id)
+        if not taken:
+            return False
+        checked = check_segment(messages, MESSAGE_LIMIT, single=False, received_at=received_at)
+        summary = ingest_segment(conn, config, checked, time.time())
+        inbox.remove(conn, taken)
+    count("segment", summary)
+    return True
+
+
+def _set_aside(engine: sa.Engine, error: str) -> None:
+    """Move the oldest request out of the inbox into the skips (shown on /admin)."""
+    with store.writing(engine) as conn:
+        rows = inbox.oldest(conn, 1)
+        if not rows:
+            return
+        (row,) = rows
+        payload = {"kind": row.kind, "body": row.body}
+        skip = outbox.Skip("segment", None, "mapping_failed", error, payload)
+        outbox.record_skips(conn, [skip], time.time())
+        inbox.remove(conn, [row.id])
+    metrics.SKIPPED.labels("segment", "mapping_failed").inc()
+    log.error("set aside inbox request %s: it could not be mapped", row.id)

@@ -1,0 +1,48 @@
+"""The inbox: tracking-API requests stored whole, until the worker maps them.
+
+`put` is all that the HTTP request does; `oldest` and `remove` are the worker's
+intake (app/ingest/intake.py), one worker at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from app import store
+from app.store.tables import inbox
+
+# PostgreSQL advisory lock held by the one intake at work, so that messages are
+# mapped in the order they arrived even with several workers. Any constant will
+# do; this one spells "drip" in ASCII.
+INTAKE_LOCK = 0x64726970
+
+
+def put(engine: sa.Engine, kind: str, body: str, now: float) -> None:
+    """Store one tracking-API request, committed on return (its only statement)."""
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    insert = f"INSERT INTO inbox (kind, body, received_at) VALUES ({mark}, {mark}, {mark})"
+    store.execute_alone(engine, insert, (kind, body, now))
+
+
+def oldest(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
+    """The oldest waiting requests, or none while another worker's intake is at work.
+
+    On SQLite the caller's write transaction already excludes other intakes.
+    """
+    if conn.dialect.name == "postgresql":
+        lock = sa.select(sa.func.pg_try_advisory_xact_lock(INTAKE_LOCK))
+        if not conn.execute(lock).scalar_one():
+            return []
+    return list(conn.execute(sa.select(inbox).order_by(inbox.c.id).limit(limit)))
+
+
+def remove(conn: sa.Connection, ids: Sequence[int]) -> None:
+    conn.execute(inbox.delete().where(inbox.c.id.in_(ids)))
+
+
+def waiting(conn: sa.Connection) -> int:
+    """Requests not yet mapped."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one())
