@@ -37,7 +37,11 @@ services:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 	  || echo "Chromium is not installed and could not be installed (apt-get install chromium)"
 
-bench: $(VENV)/.installed
+# bench/ingest loads the servers with wrk, from Debian's packages.
+bench: $(VENV)/.installed services
+	@command -v wrk >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } \
+	  || echo "wrk is not installed and could not be installed (apt-get install wrk)"
 	$(BIN)/python -m bench
 
 $(VENV)/.installed: pyproject.toml

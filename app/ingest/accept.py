@@ -110,15 +110,11 @@ def check_segment(
             if received_at:
                 checked.received_at[mid] = received_at[i]
     if single and checked.skips and checked.skips[0].reason == "invalid_message":
-        raise invalid_message(str(checked.skips[0].detail))
+        detail = checked.skips[0].detail
+        raise ApiError(
+            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
+        )
     return checked
-
-
-def invalid_message(detail: str) -> ApiError:
-    """The answer to a single message that is not a valid Segment message."""
-    return ApiError(
-        400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
-    )
 
 
 def ingest_segment(conn: sa.Connection, config: Config, checked: Checked, now: float) -> Summary:

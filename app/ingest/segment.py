@@ -15,8 +15,7 @@ from app import metrics, store
 from app.config import Config
 from app.errors import ApiError, store_failures_as
 from app.ingest import auth
-from app.ingest.accept import Summary, invalid_message, store_segment
-from app.ingest.segment_schema import problems
+from app.ingest.accept import Summary, store_segment
 from app.store import inbox
 
 log = logging.getLogger(__name__)
@@ -44,11 +43,12 @@ def webhook() -> dict[str, Any]:
 
 @bp.post("/v1/<kind>")
 def tracking_api(kind: str) -> dict[str, Any]:
-    """Segment's tracking API: checked, stored whole and answered; the worker maps it.
+    """Segment's tracking API: checked for auth, JSON and size, stored whole, answered.
 
-    As Segment's own API does, a batch is refused only when it is not JSON or too
-    large; a bad message in it is skipped later, with its reason on /admin, in the
-    logs and in /metrics. A single call (/v1/track, ...) is checked here: 400 if bad.
+    As Segment's own API does, a request is refused only when it is not JSON or too
+    large: the worker validates and maps its messages, and skips a bad one with the
+    reason (on /admin, in the logs and in /metrics; `drip-bridge preview` shows it
+    beforehand).
     """
     if kind not in (*V1_TYPES, "batch"):
         raise ApiError(404, "not_found", f"No endpoint /v1/{kind}; use /v1/batch or /v1/track.")
@@ -57,14 +57,9 @@ def tracking_api(kind: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The body must be a JSON object.")
     auth.check_write_key(_config(), request, body.get("writeKey"))
-    if kind == "batch":
-        received = len(_batch(body)) if "batch" in body else 1
-    else:
-        if len(raw) > MESSAGE_LIMIT:
-            raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
-        if detail := problems(v1_message(kind, body)):
-            raise invalid_message(detail)
-        received = 1
+    if kind != "batch" and len(raw) > MESSAGE_LIMIT:
+        raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
+    received = len(_batch(body)) if kind == "batch" and "batch" in body else 1
     with _storing():
         inbox.put(store.engine(), kind, _secret_free(raw, body), time.time())
     metrics.RECEIVED.labels("segment").inc(received)

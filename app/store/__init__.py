@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -76,7 +77,9 @@ class _WriterQueue:
             fcntl.flock(self._local.file, fcntl.LOCK_UN)
 
 
-_queues: dict[str, _WriterQueue] = {}
+@functools.cache
+def _queue(path: str) -> _WriterQueue:
+    return _WriterQueue(path)
 
 
 @contextmanager
@@ -86,7 +89,7 @@ def _writers_turn(engine: sa.Engine) -> Iterator[None]:
         yield
         return
     path = f"{engine.url.database}.writers"
-    with _queues.setdefault(path, _WriterQueue(path)).held():
+    with _queue(path).held():
         yield
 
 
@@ -107,16 +110,16 @@ def execute_alone(engine: sa.Engine, statement: str, params: tuple[Any, ...]) ->
     the driver's placeholders (`engine.dialect.paramstyle`).
     """
     dbapi_error = engine.dialect.loaded_dbapi.Error
-    with _writers_turn(engine):
+    try:
+        conn = engine.raw_connection()
         try:
-            conn = engine.raw_connection()
-            try:
+            with _writers_turn(engine):  # as short as it can be: others wait for it
                 _execute_alone(engine.dialect.name, conn.driver_connection, statement, params)
-            finally:
-                conn.close()
-        except dbapi_error as exc:
-            # Without the parameters: they carry people's data.
-            raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+        finally:
+            conn.close()
+    except dbapi_error as exc:
+        # Without the parameters: they carry people's data.
+        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
 
 
 def _execute_alone(dialect: str, driver: Any, statement: str, params: tuple[Any, ...]) -> None:
