@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import backlog, ingest, latency, throughput
+from bench import backlog, ingest, intake, latency, throughput
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": ingest.main,
+    "intake": intake.main,
     "backlog": backlog.main,
     "throughput": throughput.main,
     "latency": latency.main,
