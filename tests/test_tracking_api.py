@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,20 @@ def test_a_request_that_cannot_be_mapped_is_set_aside_and_the_rest_flow(
     assert take(app) is True
     assert [r.message_id for r in rows(app)] == ["m-identify-1"]
     assert rows(app, inbox) == []
+
+
+def test_a_gzipped_batch_is_stored_as_the_json_it_carries(client: FlaskClient, app: Flask) -> None:
+    raw = dumps({"batch": [IDENTIFY]})
+    headers = AUTH | {"Content-Encoding": "gzip"}
+    response = client.post("/v1/batch", data=gzip.compress(raw), headers=headers)
+    assert response.json == {"success": True}
+    assert [r.body for r in rows(app, inbox)] == [raw.decode()]
+
+
+def test_a_text_plain_body_is_taken_as_json_as_analytics_js_sends_it(
+    client: FlaskClient, app: Flask
+) -> None:
+    headers = basic(WRITE_KEY) | {"Content-Type": "text/plain"}
+    response = client.post("/v1/track", data=dumps(TRACK), headers=headers)
+    assert response.json == {"success": True}
+    assert len(rows(app, inbox)) == 1

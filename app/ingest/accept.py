@@ -1,7 +1,8 @@
 """Store accepted messages: de-duplicate, map, remember identities, enqueue.
 
-One request is one transaction, so an answer of 200 means every accepted message
-of it is committed; when the store fails, nothing of the request is acknowledged.
+Used by /segment, where one request is one transaction (an answer of 200 means
+every accepted message of it is committed; when the store fails, nothing of it is
+acknowledged), and by the worker's intake of the inbox (app/ingest/intake.py).
 """
 
 from __future__ import annotations

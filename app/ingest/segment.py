@@ -59,7 +59,9 @@ def tracking_api(kind: str) -> dict[str, Any]:
     auth.check_write_key(_config(), request, body.get("writeKey"))
     if kind != "batch" and len(raw) > MESSAGE_LIMIT:
         raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
-    received = len(_batch(body)) if kind == "batch" and "batch" in body else 1
+    received = 1
+    if kind == "batch" and "batch" in body:
+        received = len(_batch(body))  # a 400 unless it is an array
     with _storing():
         inbox.put(store.engine(), kind, _secret_free(raw, body), time.time())
     metrics.RECEIVED.labels("segment").inc(received)
@@ -67,13 +69,9 @@ def tracking_api(kind: str) -> dict[str, Any]:
 
 
 def v1_messages(kind: str, body: dict[str, Any]) -> list[Any]:
-    """The messages of a tracking-API request, as the inbox kept it."""
-    return messages_of(body) if kind == "batch" else [v1_message(kind, body)]
-
-
-def v1_message(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """A single call's message: its type from the path unless the body says."""
-    return {"type": kind} | _without_key(body)
+    """The messages of a tracking-API request as the inbox kept it (a single call's
+    type comes from the path unless its body says)."""
+    return messages_of(body) if kind == "batch" else [{"type": kind} | _without_key(body)]
 
 
 def _secret_free(raw: bytes, body: dict[str, Any]) -> str:
