@@ -97,6 +97,16 @@ def postgres_database(prefix: str) -> Iterator[str | None]:
         admin.dispose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) spent so far by `pid` and its child processes."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    ticks = 0
+    for each in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def vm_hwm_mb(pid: int) -> float:
     """Peak resident set size of `pid` (VmHWM) in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

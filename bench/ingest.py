@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from bench.common import (
     WRITE_KEY,
     Processes,
     bridge_env,
+    cpu_seconds,
     median,
     percentile,
     postgres_database,
@@ -102,10 +103,16 @@ def body(endpoint: Endpoint, base: str, n: int) -> bytes:
     return ('{"batch":[' + ",".join(items) + "]}").encode()
 
 
+class Server(NamedTuple):
+    url: str
+    pid: int  # gunicorn's master: its workers' CPU time is read from /proc
+
+
 def wrk(
-    url: str, endpoint: Endpoint, seconds: float, connections: int, work: Path
+    server: Server, endpoint: Endpoint, seconds: float, connections: int, work: Path
 ) -> dict[str, Any]:
-    """One closed-loop wrk run; requests/s, latency percentiles (ms) and errors."""
+    """One closed-loop wrk run; requests/s, latency percentiles (ms), errors, and the
+    server's CPU time per request (steadier than requests/s on a shared machine)."""
     script = work / f"{uuid.uuid4().hex}.lua"
     script.write_text(
         LUA.format(
@@ -118,8 +125,10 @@ def wrk(
         )
     )
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
-            "-s", str(script), url]  # fmt: skip
+            "-s", str(script), server.url]  # fmt: skip
+    cpu = cpu_seconds(server.pid)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    cpu = cpu_seconds(server.pid) - cpu
     line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
     raw = json.loads(line.removeprefix("RESULT "))
     script.unlink()
@@ -129,11 +138,12 @@ def wrk(
         "p99_ms": raw["p99_us"] / 1000,
         "requests": raw["requests"],
         "errors": raw["status_errors"] + raw["socket_errors"],
+        "cpu_us": cpu / max(1, raw["requests"]) * 1e6,
     }
 
 
 def alternate(
-    servers: dict[str, str], args: argparse.Namespace, work: Path
+    servers: dict[str, Server], args: argparse.Namespace, work: Path
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Every endpoint on every server, round by round (order rotated each round)."""
     names = list(servers)
@@ -204,17 +214,19 @@ def _post(conn: http.client.HTTPConnection, path: str, payload: bytes) -> bool:
     return False
 
 
-def start_servers(procs: Processes, work: Path, pg_url: str | None) -> dict[str, str]:
+def start_servers(procs: Processes, work: Path, pg_url: str | None) -> dict[str, Server]:
     """The no-op app and the bridge on SQLite (and PostgreSQL), each its own gunicorn."""
     urls = {"sqlite": f"sqlite:///{work}/bridge.sqlite3"} | ({"postgres": pg_url} if pg_url else {})
-    servers: dict[str, str] = {}
+    servers: dict[str, Server] = {}
     noop_env = bridge_env(urls["sqlite"]) | {"PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)}
-    servers["noop"] = procs.gunicorn("bench.noop:app", free_port(), noop_env, "noop")
+    url = procs.gunicorn("bench.noop:app", free_port(), noop_env, "noop")
+    servers["noop"] = Server(url, procs.started[-1].pid)
     for db, url in urls.items():
         env = bridge_env(url) | {"PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)}
         subprocess.run([str(BIN / "drip-bridge"), "db", "upgrade"], env=env, check=True,
                        capture_output=True, timeout=120)  # fmt: skip
-        servers[f"bridge-{db}"] = procs.gunicorn("wsgi:app", free_port(), env, f"bridge-{db}")
+        url = procs.gunicorn("wsgi:app", free_port(), env, f"bridge-{db}")
+        servers[f"bridge-{db}"] = Server(url, procs.started[-1].pid)
     return servers
 
 
@@ -234,15 +246,15 @@ def stored(url: str) -> int:
 
 
 def half_peak(
-    servers: dict[str, str], peaks: dict[str, dict[str, float]], seconds: float
+    servers: dict[str, Server], peaks: dict[str, dict[str, float]], seconds: float
 ) -> dict[str, dict[str, Any]]:
     """Each bridge's latency, open loop, at half of its own measured peak."""
     results: dict[str, dict[str, Any]] = {e.name: {} for e in ENDPOINTS}
     for endpoint in ENDPOINTS:
-        for name, url in servers.items():
+        for name, server in servers.items():
             if name.startswith("bridge"):
                 rate = peaks[endpoint.name][name] / 2
-                results[endpoint.name][name] = open_loop(url, endpoint, rate, seconds)
+                results[endpoint.name][name] = open_loop(server.url, endpoint, rate, seconds)
                 print(
                     f"  {endpoint.name:8} open loop {name:14} {_fmt(results[endpoint.name][name])}"
                 )
@@ -255,16 +267,17 @@ def _fmt(r: dict[str, Any]) -> str:
 
 
 def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
-    """Medians per server and the median of the per-round ratios bridge/no-op."""
+    """Medians per server and the median of the per-round ratios bridge/no-op (of
+    requests/s, and of the no-op's CPU time per request over the bridge's)."""
     out: dict[str, Any] = {}
     for endpoint, by_server in runs.items():
-        noop = [r["rps"] for r in by_server["noop"]]
-        out[endpoint] = {name: _summary(rs, noop) for name, rs in by_server.items()}
+        out[endpoint] = {name: _summary(rs, by_server["noop"]) for name, rs in by_server.items()}
     return out
 
 
-def _summary(rounds: list[dict[str, Any]], noop: list[float]) -> dict[str, Any]:
-    ratios = [r["rps"] / n for r, n in zip(rounds, noop, strict=True)]
+def _summary(rounds: list[dict[str, Any]], noop: list[dict[str, Any]]) -> dict[str, Any]:
+    ratios = [r["rps"] / n["rps"] for r, n in zip(rounds, noop, strict=True)]
+    cpu_ratios = [n["cpu_us"] / r["cpu_us"] for r, n in zip(rounds, noop, strict=True)]
     return {
         "rps": median([r["rps"] for r in rounds]),
         "p50_ms": median([r["p50_ms"] for r in rounds]),
@@ -272,6 +285,8 @@ def _summary(rounds: list[dict[str, Any]], noop: list[float]) -> dict[str, Any]:
         "errors": sum(r["errors"] for r in rounds),
         "ratio_to_noop": median(ratios),
         "ratio_range": [min(ratios), max(ratios)],
+        "cpu_us": median([r["cpu_us"] for r in rounds]),
+        "cpu_ratio": median(cpu_ratios),
         "rounds": rounds,
     }
 
@@ -280,8 +295,8 @@ def render(figures: dict[str, Any]) -> str:
     closed, opened = figures["closed_loop"], figures["half_peak"]
     rows = [
         [endpoint, name, f"{s['rps']:.0f}", f"{s['ratio_to_noop']:.2f}",
-         "{:.2f}-{:.2f}".format(*s["ratio_range"]),
-         f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}", s["errors"]]
+         "{:.2f}-{:.2f}".format(*s["ratio_range"]), f"{s['cpu_us']:.0f}",
+         f"{s['cpu_ratio']:.2f}", f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}", s["errors"]]
         for endpoint, by_server in closed.items() for name, s in by_server.items()
     ]  # fmt: skip
     half = [
@@ -294,8 +309,8 @@ def render(figures: dict[str, Any]) -> str:
         f"## Ingest ({p['rounds']} alternating rounds of {p['seconds']:g} s, "
         f"wrk -c{p['connections']}, WEB_CONCURRENCY default; medians; "
         "ratio = median of per-round bridge/no-op; target >= 0.6)",
-        table(["endpoint", "server", "req/s", "ratio", "per-round ratios", "p50 ms", "p99 ms",
-               "errors"], rows),
+        table(["endpoint", "server", "req/s", "ratio", "per-round ratios", "server CPU us/req",
+               "CPU ratio", "p50 ms", "p99 ms", "errors"], rows),
         f"### Open loop at half of each bridge's peak ({p['open_seconds']:g} s; "
         "target p99 < 50 ms)",
         table(["endpoint", "server", "target req/s", "achieved", "p50 ms", "p99 ms", "errors"],
