@@ -40,8 +40,7 @@ def serve(port: int | None, no_worker: bool) -> None:
 def check() -> None:
     app = this_app()
     cfg = app.config["BRIDGE"]
-    store_kind = "SQLite" if cfg.database_url.startswith("sqlite") else "PostgreSQL"
-    click.echo(f"configuration: ok (Drip account {cfg.drip_account_id}, store {store_kind})")
+    click.echo(f"configuration: ok (Drip account {cfg.drip_account_id}, store {cfg.store_name})")
     try:
         user = drip_client(app).whoami()
     except DeliveryError as exc:

@@ -84,6 +84,11 @@ class Config:
             log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log()),
         )
 
+    @property
+    def store_name(self) -> str:
+        """The kind of store, for people: SQLite or PostgreSQL."""
+        return "SQLite" if self.database_url.startswith("sqlite") else "PostgreSQL"
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
         return replace(self, **overrides)
 

@@ -29,6 +29,11 @@ TRACK = {
     "timestamp": "2026-11-26T10:00:01.000Z",
 }
 
+# Drip's 422 for a record it refuses (rest/_errors.md), as the fake answers it.
+INVALID_EMAIL = {
+    "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
+}
+
 
 def sign(secret: str, raw: bytes) -> str:
     return hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()

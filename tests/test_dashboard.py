@@ -18,7 +18,7 @@ from app.simulators.drip import FakeDrip
 from app.simulators.server import serve
 from app.store import upgrade
 from tests.conftest import DRIP_TOKEN, SHARED_SECRET, WEBHOOK_TOKEN, WRITE_KEY
-from tests.helpers import IDENTIFY, TRACK, bearer, dumps, rows
+from tests.helpers import IDENTIFY, INVALID_EMAIL, TRACK, bearer, dumps, rows
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "dashboard-test-password"
@@ -63,10 +63,7 @@ def page(browser: Browser, admin_url: str) -> Iterator[Page]:
 
 
 def a_dead_letter_and_a_skip(app: Flask, fake_drip: FakeDrip) -> None:
-    refusal = {
-        "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
-    }
-    fake_drip.fail_next(1, status=422, body=refusal)
+    fake_drip.fail_next(1, status=422, body=INVALID_EMAIL)
     headers = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
     lonely = TRACK | {"userId": "stranger", "messageId": "m-lonely"}
     app.test_client().post("/segment", data=dumps([IDENTIFY, lonely]), headers=headers)

@@ -13,11 +13,8 @@ from flask.testing import FlaskClient
 from app.delivery.worker import Worker
 from app.simulators.drip import FakeDrip
 from tests.conftest import ACCOUNT_ID, WRITE_KEY, drain
-from tests.helpers import IDENTIFY, bearer, rows
+from tests.helpers import IDENTIFY, INVALID_EMAIL, bearer, rows
 
-INVALID_EMAIL = {
-    "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
-}
 GRACE = IDENTIFY | {
     "messageId": "m-identify-2",
     "userId": "u2",

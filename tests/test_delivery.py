@@ -17,7 +17,7 @@ from app.delivery.worker import Worker
 from app.simulators.drip import FakeDrip
 from app.store.tables import outbox
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY, drain
-from tests.helpers import IDENTIFY, TRACK, bearer, dumps, rows
+from tests.helpers import IDENTIFY, INVALID_EMAIL, TRACK, bearer, dumps, rows
 
 HEADERS = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
 
@@ -109,10 +109,7 @@ def test_retry_after_from_a_429_is_honoured(
 def test_a_422_is_dead_lettered_with_drips_code_and_message(
     client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
 ) -> None:
-    body = {
-        "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
-    }
-    fake_drip.fail_next(1, status=422, body=body)
+    fake_drip.fail_next(1, status=422, body=INVALID_EMAIL)
     post(client, IDENTIFY)
     drain(worker)
     (row,) = rows(app)
@@ -211,10 +208,7 @@ def test_several_workers_never_send_a_row_twice(
 def test_metrics_show_backlog_dead_letters_and_the_budget_left(
     client: FlaskClient, app: Flask, worker: Worker, fake_drip: FakeDrip
 ) -> None:
-    body = {
-        "errors": [{"code": "email_error", "attribute": "email", "message": "Email is invalid"}]
-    }
-    fake_drip.fail_next(1, status=422, body=body)
+    fake_drip.fail_next(1, status=422, body=INVALID_EMAIL)
     post(client, IDENTIFY, TRACK | {"userId": "u2", "properties": {"email": "b@example.com"}})
     post(client, IDENTIFY | {"messageId": "m-later", "userId": "u3", "traits": {"email": "c@x.io"}})
     worker.step()  # the first call is refused, the other two go out

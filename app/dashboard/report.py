@@ -65,7 +65,7 @@ def setup(cfg: Config, base: str) -> dict[str, Any]:
             "Drip account": cfg.drip_account_id,
             "Drip campaign": cfg.drip_campaign_id or "none",
             "Drip budgets": f"{cfg.drip_rate_limit} individual, {cfg.drip_batch_rate_limit} batch",
-            "Store": "SQLite" if cfg.database_url.startswith("sqlite") else "PostgreSQL",
+            "Store": cfg.store_name,
         },
         "secrets": {
             "DRIP_API_TOKEN": bool(cfg.drip_api_token),

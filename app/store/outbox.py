@@ -46,9 +46,10 @@ class Skip:
 
 @functools.cache
 def _statements(dialect: str) -> SimpleNamespace:
-    """The ingest statements, built once per dialect (ON CONFLICT is dialect-specific)."""
+    """The upserts, built once per dialect (ON CONFLICT is dialect-specific)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     learn = insert(identities)
+    beat = insert(workers)
     campaign = insert(campaign_members).on_conflict_do_nothing()
     return SimpleNamespace(
         accept=insert(received)
@@ -59,7 +60,10 @@ def _statements(dialect: str) -> SimpleNamespace:
             set_={"email": learn.excluded.email, "updated_at": learn.excluded.updated_at},
         ),
         join_campaign=campaign.returning(campaign_members.c.email),
-        heartbeat=insert(workers),
+        heartbeat=beat.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"seen_at": beat.excluded.seen_at, "paused": beat.excluded.paused},
+        ),
     )
 
 
@@ -261,7 +265,4 @@ def dead_letter(conn: sa.Connection, ids: Sequence[int], code: str, error: str, 
 
 def heartbeat(conn: sa.Connection, name: str, now: float, paused: str | None) -> None:
     """A worker reports that it is alive (and whether delivery is paused)."""
-    stmt = _sql(conn).heartbeat.values(name=name, seen_at=now, paused=paused)
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=["name"], set_={"seen_at": now, "paused": paused})
-    )
+    conn.execute(_sql(conn).heartbeat, {"name": name, "seen_at": now, "paused": paused})
