@@ -114,15 +114,15 @@ def _digits(name: str, value: str | None) -> str | None:
 
 def _events(value: str | None) -> frozenset[str] | None:
     """DRIP_FORWARD_EVENTS: `all`, or Drip event names (`subscriber.` optional)."""
-    from app.mapping.to_segment import DRIP_EVENTS
+    from app.drip_api import WEBHOOK_EVENTS
 
     if value is None:
         return None
     if value == "all":
-        return frozenset(DRIP_EVENTS)
+        return frozenset(WEBHOOK_EVENTS)
     names = {n.strip() for n in value.split(",") if n.strip()}
     events = {n if n.startswith("subscriber.") else f"subscriber.{n}" for n in names}
-    unknown = sorted(events - set(DRIP_EVENTS))
+    unknown = sorted(events - set(WEBHOOK_EVENTS))
     if unknown:
         raise ConfigError(
             f"DRIP_FORWARD_EVENTS names unknown Drip events: {', '.join(unknown)} "

@@ -1,6 +1,6 @@
 """`drip-bridge dead-letters list / replay / discard`: act on what could not be delivered.
 
-The store work is in `app.store.dead_letters`; these commands parse, call and print.
+The store work is in `app.store.outbox`; these commands parse, call and print.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app import store
-from app.store import dead_letters as letters
+from app.store import outbox
 
 Action = Callable[[sa.Connection, Sequence[int] | None, str | None, float], list[int]]
 COLUMNS = ("id", "destination", "kind", "person", "attempts", "dead_at", "error_code", "error")
@@ -35,20 +35,13 @@ def iso(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _email(row: sa.Row[Any]) -> str:
-    """Who the row is about: the record's email (the stored key may be a userId)."""
-    body = row.body if isinstance(row.body, dict) else {}
-    email = body.get("email") or body.get("data", {}).get("subscriber", {}).get("email")
-    return str(email or row.person)
-
-
 def as_dict(row: sa.Row[Any]) -> dict[str, Any]:
     """One dead letter for --json: the row, its body and the message it came from."""
     return {
         "id": row.id,
         "destination": row.destination,
         "kind": row.kind,
-        "person": _email(row),
+        "person": row.email or row.person,  # rows stored before migration 0004 have no email
         "campaign_id": row.campaign_id,
         "attempts": row.attempts,
         "received_at": iso(row.received_at),
@@ -85,8 +78,8 @@ def table(rows: Sequence[sa.Row[Any]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON, with the body and original message.")
 def list_command(limit: int, destination: str | None, as_json: bool) -> None:
     with store.reading(store.engine()) as conn:
-        rows = letters.dead_letters(conn, destination, limit)
-        total = letters.count(conn, destination) if len(rows) == limit else len(rows)
+        rows = outbox.dead_letters(conn, destination, limit)
+        total = outbox.count_dead(conn, destination) if len(rows) == limit else len(rows)
     if as_json:
         click.echo(json.dumps([as_dict(row) for row in rows], indent=2, ensure_ascii=False))
     elif not rows:
@@ -97,7 +90,7 @@ def list_command(limit: int, destination: str | None, as_json: bool) -> None:
             click.echo(f"... and {total - len(rows)} more (raise --limit to see them)")
 
 
-def act(action: Action, done: str, ids: tuple[int, ...], every: bool, dest: str | None) -> None:
+def apply(action: Action, done: str, ids: tuple[int, ...], every: bool, dest: str | None) -> None:
     """Run `action` on `ids` (or all), print how many rows it changed, fail on unknown ids."""
     if bool(ids) == every:
         raise click.UsageError("give either the ids of dead letters or --all")
@@ -116,17 +109,17 @@ def act(action: Action, done: str, ids: tuple[int, ...], every: bool, dest: str 
 @click.option("--all", "every", is_flag=True, help="Every dead letter (of --destination).")
 @destination_option
 def replay_command(ids: tuple[int, ...], every: bool, destination: str | None) -> None:
-    act(letters.replay, "replayed", ids, every, destination)
+    apply(outbox.replay, "replayed", ids, every, destination)
 
 
 @group.command(
-    "discard", help=f"Give up on dead letters (kept as state '{letters.DROPPED}', never sent)."
+    "discard", help=f"Give up on dead letters (kept as state '{outbox.State.DROPPED}', never sent)."
 )
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "every", is_flag=True, help="Every dead letter (of --destination).")
 @destination_option
 def discard_command(ids: tuple[int, ...], every: bool, destination: str | None) -> None:
-    act(letters.discard, "discarded", ids, every, destination)
+    apply(outbox.discard, "discarded", ids, every, destination)
 
 
 def init_app(app: Flask) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app import commands, dashboard, dead_letters, errors, logs, ops, preview, store
+from app import commands, dashboard, dead_letters, logs, preview, store, web
 from app.config import Config
 from app.delivery import runner
-from app.ingest import drip_webhook, segment
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -17,11 +16,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["BRIDGE"] = bridge
     app.config["MAX_CONTENT_LENGTH"] = bridge.max_body_bytes
     logs.init_app(app)
-    errors.init_app(app)
     store.init_app(app)
-    segment.init_app(app)
-    drip_webhook.init_app(app)
-    ops.init_app(app)
+    web.init_app(app)
     runner.init_app(app)
     commands.init_app(app)
     dashboard.init_app(app)

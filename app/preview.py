@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import IO, Any
 
 import click
@@ -19,26 +18,18 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app import __version__, store
+from app import store
 from app.config import Config
-from app.delivery.drip_client import INDIVIDUAL
-from app.errors import ApiError
-from app.ingest.accept import Summary, check_segment, ingest_segment, message_id
-from app.ingest.drip_webhook import ingest_webhook, load_envelope
-from app.ingest.segment import messages_of
-from app.mapping.to_segment import EVENT_PREFIX, to_track
+from app.drip_api import INDIVIDUAL, WEBHOOK_PREFIX
+from app.pipeline import drip, segment
+from app.pipeline.errors import Refused
+from app.pipeline.messages import messages_of
 from app.store import outbox
 
 
 def pretty(value: Any) -> str:
-    """Indented JSON; datetimes (the Track call's timestamp) as ISO-8601."""
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, datetime):
-            return obj.isoformat()
-        raise TypeError(f"{type(obj).__name__} is not JSON")
-
-    return json.dumps(value, indent=2, ensure_ascii=False, default=default)
+    """Indented JSON."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def plural(count: int, noun: str) -> str:
@@ -62,7 +53,7 @@ def load_json(source: IO[bytes]) -> Any:
 def is_webhook(body: Any) -> bool:
     """A Drip webhook envelope: `event` names a subscriber event and `data` is there."""
     event = body.get("event") if isinstance(body, dict) else None
-    return isinstance(event, str) and event.startswith(EVENT_PREFIX) and "data" in body
+    return isinstance(event, str) and event.startswith(WEBHOOK_PREFIX) and "data" in body
 
 
 def drip_request(call: outbox.Pending, account_id: str) -> str:
@@ -77,10 +68,10 @@ def segment_chunks(body: Any, config: Config, conn: sa.Connection) -> list[str]:
     messages = segment_messages(body)
     single = isinstance(body, dict) and "batch" not in body
     try:
-        checked = check_segment(messages, None, single)
-    except ApiError as exc:
+        checked = segment.check(messages, None, single)
+    except Refused as exc:
         raise click.ClickException(f"not a Segment message: {exc.details['problems']}") from None
-    summary = ingest_segment(conn, config, checked, time.time())
+    summary = segment.store_checked(conn, config, checked, time.time())
     seen: set[str] = set()
     chunks: list[str] = []
     for number, message in enumerate(messages, 1):
@@ -89,10 +80,10 @@ def segment_chunks(body: Any, config: Config, conn: sa.Connection) -> list[str]:
 
 
 def describe(
-    message: Any, where: str, summary: Summary, seen: set[str], config: Config
+    message: Any, where: str, summary: segment.Summary, seen: set[str], config: Config
 ) -> list[str]:
     """The header of one message (with its problems), then one chunk per Drip call."""
-    mid = message_id(message) if isinstance(message, dict) else None
+    mid = segment.message_id(message) if isinstance(message, dict) else None
     kind = message.get("type", "?") if isinstance(message, dict) else "?"
     skip = next((s for s in summary.skipped if s["messageId"] == mid), None)
     if skip and skip["reason"] == "invalid_message":
@@ -121,7 +112,7 @@ def segment_messages(body: Any) -> list[Any]:
         )
     try:
         messages = messages_of(body)
-    except ApiError as exc:
+    except Refused as exc:
         raise click.ClickException(f"not a Segment message: {exc.message}") from None
     if not messages:
         raise click.ClickException("no Segment messages in the input")
@@ -143,19 +134,20 @@ def flatten(messages: Any, path: str = "") -> Iterator[str]:
 def webhook_chunks(body: dict[str, Any], config: Config, conn: sa.Connection) -> list[str]:
     """The Segment Track call a Drip webhook becomes, or why none (ingest, rolled back)."""
     try:
-        envelope = load_envelope(body)
-    except ApiError as exc:
+        envelope = drip.load_envelope(body, config.drip_account_id)
+    except Refused as exc:
         fields = exc.details.get("fields")
         detail = "; ".join(flatten(fields)) if fields else exc.message
         raise click.ClickException(f"not a Drip webhook: {detail}") from None
-    answer = ingest_webhook(conn, envelope, config, time.time())
+    answer = drip.accept(conn, envelope, config, time.time())
     head = f"Drip webhook {envelope['event']} {answer['id']}"
     if answer.get("duplicate"):
         return [f"{head} -> duplicate (already received; nothing is sent)"]
     if "skipped" in answer:
         return [f"{head} -> skipped: {answer['skipped']}"]
     notes = [] if config.segment_write_key else ["note: SEGMENT_WRITE_KEY is unset: the call waits"]
-    call = "Segment track\n" + pretty(to_track(envelope, __version__))
+    (message,) = outbox.bodies(conn, answer["id"])
+    call = f"POST /v1/batch (Segment)\n{pretty(message)}"
     return ["\n".join([f"{head} -> 1 Segment call", *notes]), call]
 
 

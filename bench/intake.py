@@ -1,7 +1,7 @@
 """Intake: how fast the worker maps what the tracking API stored (the inbox).
 
 The inbox is filled with the ingest benchmark's tracks, as single calls and as
-batches of 20, then `intake.take` runs until it is empty: messages mapped and
+batches of 20, then `intake.map_waiting` runs until it is empty: messages mapped and
 enqueued per second, on SQLite and on PostgreSQL. Ingest can outrun this for a
 while (the inbox absorbs bursts); Drip's budget is far below either.
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import Config
-from app.ingest import intake
+from app.pipeline import intake
 from app.store import create_engine, inbox, upgrade
 from bench.common import ACCOUNT_ID, DRIP_TOKEN, postgres_database, save, table
 from bench.ingest import ENDPOINTS, body
@@ -33,7 +33,7 @@ def measure(url: str, messages: int) -> dict[str, dict[str, Any]]:
             text = body(endpoint, f"{endpoint.name}-{n}", n).decode()
             inbox.put(engine, endpoint.path.removeprefix("/v1/"), text, time.time())
         start, intakes = time.perf_counter(), 0
-        while intake.take(engine, config):
+        while intake.map_waiting(engine, config):
             intakes += 1
         elapsed = time.perf_counter() - start
         results[endpoint.name] = {"messages_per_s": messages / elapsed, "intakes": intakes}

@@ -34,7 +34,7 @@ def fill(database_url: str, backlog: int) -> None:
     with engine.begin() as conn:
         for start in range(0, backlog, 5000):
             calls = [
-                outbox.Pending(f"m{i}", "drip", "event", f"p{i}@example.com", {
+                outbox.Pending(f"m{i}", "drip", "event", f"p{i}@example.com", f"p{i}@example.com", {
                     "email": f"p{i}@example.com", "action": "Viewed Page",
                     "occurred_at": "2026-11-26T10:00:00Z", "properties": {"n": i},
                 })

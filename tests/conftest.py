@@ -17,7 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import Config
-from app.delivery.runner import close_budgets, create_worker
+from app.delivery.budget import dispose_budgets
+from app.delivery.runner import create_worker
 from app.delivery.worker import Worker
 from app.factory import create_app
 from app.simulators.drip import FakeDrip
@@ -116,7 +117,7 @@ def app(config: Config) -> Iterator[Flask]:
     engine = app.extensions["engine"]
     upgrade(engine)
     yield app
-    close_budgets(app)
+    dispose_budgets(app)
     engine.dispose()
 
 

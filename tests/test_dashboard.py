@@ -12,7 +12,8 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.config import Config
-from app.delivery.runner import close_budgets, create_worker
+from app.delivery.budget import dispose_budgets
+from app.delivery.runner import create_worker
 from app.factory import create_app
 from app.simulators.drip import FakeDrip
 from app.simulators.server import serve
@@ -43,7 +44,7 @@ def admin_app(config: Config) -> Iterator[Flask]:
     app = create_app(config.with_overrides({"admin_password": PASSWORD}))
     upgrade(app.extensions["engine"])
     yield app
-    close_budgets(app)
+    dispose_budgets(app)
     app.extensions["engine"].dispose()
 
 

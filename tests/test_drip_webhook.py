@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import __version__
+from app.delivery.segment_client import SegmentClient
 from app.delivery.segment_sender import SegmentSender
 from app.delivery.worker import Worker
 from app.factory import create_app
@@ -179,7 +180,7 @@ def test_the_loop_guard_round_trip_never_reaches_drip(
 def test_a_failed_segment_batch_is_retried_from_the_store(
     client: FlaskClient, app: Flask, worker: Worker, fake_segment: FakeSegment
 ) -> None:
-    fake_segment.fail_next(3, status=500)  # the library tries 3 times, then gives up
+    fake_segment.fail_next(1, status=500)  # one request per attempt: the store retries
     client.post(URL, json=CLICK)
     drain(worker)
     assert rows(app)[0].state == "pending"
@@ -190,22 +191,26 @@ def test_a_failed_segment_batch_is_retried_from_the_store(
     assert len(fake_segment.unique_messages()) == 1
 
 
-def test_a_track_over_32_kb_is_dead_lettered_not_raised(
-    client: FlaskClient, app: Flask, worker: Worker
+def test_a_track_over_32_kb_is_skipped_when_it_arrives_not_raised(
+    client: FlaskClient, app: Flask, worker: Worker, fake_segment: FakeSegment
 ) -> None:
     big = webhook("subscriber.applied_tag")
     big["data"]["properties"] = {"tag": "x" * 40_000}
-    client.post(URL, json=big)
+    response = client.post(URL, json=big)
+    assert (response.status_code, response.json["skipped"]) == (200, "too_large")
+    assert rows(app) == []
+    assert [(r.reason, r.detail) for r in rows(app, skipped)] == [
+        ("too_large", "subscriber.applied_tag")
+    ]
     drain(worker)
-    (row,) = rows(app)
-    assert (row.state, row.error_code) == ("dead", "too_large")
+    assert fake_segment.messages() == []
 
 
-def test_a_flush_that_hangs_times_out_and_the_rows_are_retried(
+def test_a_segment_that_hangs_times_out_and_the_rows_are_retried(
     client: FlaskClient, app: Flask, fake_segment: FakeSegment, config: Any
 ) -> None:
-    sender = SegmentSender(config.segment_write_key, config.segment_api_host, flush_timeout=1)
-    worker = Worker(app.extensions["engine"], [sender])
+    client_to_segment = SegmentClient(config.segment_write_key, config.segment_api_host, 1)
+    worker = Worker(app.extensions["engine"], [SegmentSender(client_to_segment)])
     fake_segment.hang()
     try:
         client.post(URL, json=CLICK)
@@ -213,4 +218,4 @@ def test_a_flush_that_hangs_times_out_and_the_rows_are_retried(
     finally:
         fake_segment.release()
     (row,) = rows(app)
-    assert (row.state, row.error) == ("pending", "Segment did not take the batch within 1s")
+    assert (row.state, row.error) == ("pending", "Segment did not answer within 1s")

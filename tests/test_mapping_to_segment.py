@@ -13,18 +13,16 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 from segment.analytics import Client
 
-from app.ingest.drip_schema import EVENT_PATTERN, DripWebhookSchema
+from app.drip_api import WEBHOOK_EVENTS as DRIP_EVENTS
 from app.mapping.to_segment import (
     DEFAULT_FORWARDED,
-    DRIP_EVENTS,
-    LOOP_GUARD_INTEGRATIONS,
-    LOOP_MARKER,
     event_id,
-    is_echo,
     is_forwarded,
     segment_event_name,
     to_track,
 )
+from app.pipeline.drip_schema import EVENT_PATTERN, DripWebhookSchema
+from app.segment_api import LOOP_GUARD_INTEGRATIONS, LOOP_MARKER, is_echo
 
 VERSION = "0.1.0"
 SUBSCRIBER_ID = "z1togz2hcjrkpp5treip"

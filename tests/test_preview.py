@@ -11,6 +11,7 @@ import pytest
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
+from segment.analytics.version import VERSION as LIBRARY_VERSION
 
 from app import __version__
 from app.mapping.to_segment import event_id
@@ -135,7 +136,7 @@ def test_an_invalid_message_in_a_batch_is_shown_skipped_as_the_bridge_would(app:
     )
 
 
-def test_a_drip_click_previews_as_the_exact_segment_track_call(app: Flask) -> None:
+def test_a_drip_click_previews_as_the_exact_segment_message_that_will_be_posted(app: Flask) -> None:
     result = preview(app, CLICK)
     mid = event_id(CLICK)
     assert result.exit_code == 0
@@ -144,15 +145,21 @@ def test_a_drip_click_previews_as_the_exact_segment_track_call(app: Flask) -> No
         == f"""\
 Drip webhook subscriber.clicked_email {mid} -> 1 Segment call
 
-Segment track
+POST /v1/batch (Segment)
 {{
-  "user_id": "123",
-  "event": "Email Link Clicked",
+  "integrations": {{
+    "Drip": false,
+    "Drip (Actions)": false,
+    "Webhooks": false,
+    "Webhooks (Actions)": false
+  }},
+  "anonymousId": null,
   "properties": {{
     "email_subject": "Email Course: Day 1",
     "link_url": "http://www.example.com",
     "drip_subscriber_id": "z1togz2hcjrkpp5treip"
   }},
+  "timestamp": "2013-06-21T10:31:58.000+00:00",
   "context": {{
     "traits": {{
       "email": "john@acme.com"
@@ -161,16 +168,16 @@ Segment track
       "name": "drip-bridge",
       "version": "{__version__}"
     }},
-    "ip": "111.111.111.11"
+    "ip": "111.111.111.11",
+    "library": {{
+      "name": "analytics-python",
+      "version": "{LIBRARY_VERSION}"
+    }}
   }},
-  "timestamp": "2013-06-21T10:31:58+00:00",
-  "message_id": "{mid}",
-  "integrations": {{
-    "Drip": false,
-    "Drip (Actions)": false,
-    "Webhooks": false,
-    "Webhooks (Actions)": false
-  }}
+  "userId": "123",
+  "type": "track",
+  "event": "Email Link Clicked",
+  "messageId": "{mid}"
 }}
 """
     )

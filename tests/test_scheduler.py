@@ -9,7 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import Rate
-from app.delivery.runner import close_budgets, create_worker
+from app.delivery.budget import dispose_budgets
+from app.delivery.runner import create_worker
 from app.simulators.drip import FakeDrip
 from app.store import outbox as store
 from tests.conftest import ACCOUNT_ID, WRITE_KEY, drain
@@ -27,7 +28,7 @@ def identifies(n: int, start: int = 0) -> list[dict[str, Any]]:
 
 
 def compressed(app: Flask, individual: Rate, batch: Rate) -> Flask:
-    close_budgets(app)  # budgets are made once per app: make them again with these rates
+    dispose_budgets(app)  # budgets are made once per app: make them again with these rates
     app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides(
         {"drip_rate_limit": individual, "drip_batch_rate_limit": batch}
     )
@@ -68,8 +69,12 @@ def test_a_record_drip_would_refuse_is_dead_lettered_instead_of_vanishing_in_a_b
     worker = create_worker(compressed(app, Rate(5, 60), Rate(2, 60)))
     client.post("/segment", data=dumps(identifies(10)), headers=HEADERS)
     with app.extensions["engine"].begin() as conn:
-        bad = store.Pending("m-bad", "drip", "subscriber", "broken", {"email": "not-an-address"})
-        store.enqueue(conn, [bad], time.time())
+        bad = {"email": "not-an-address"}
+        store.enqueue(
+            conn,
+            [store.Pending("m-bad", "drip", "subscriber", "broken", "broken", bad)],
+            time.time(),
+        )
     worker.step()
     dead = [r for r in rows(app) if r.state == "dead"]
     assert [(r.person, r.error_code, r.error) for r in dead] == [
@@ -100,5 +105,5 @@ def test_a_429_over_the_budget_closes_it_until_the_window_turns(
     worker.step()
     assert len(fake_drip.calls()) == 1  # the other two were not tried against a closed budget
     sender = worker.senders[0]
-    assert sender.individual.closed_until > time.time() + 29  # type: ignore[attr-defined]
+    assert sender.single_budget.suspended_until > time.time() + 29  # type: ignore[attr-defined]
     assert worker.step() is False

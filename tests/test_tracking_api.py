@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import store
 from app.delivery.worker import Worker
 from app.factory import create_app
-from app.ingest import intake
+from app.pipeline import intake
 from app.store import inbox as inbox_store
 from app.store.tables import inbox
 from tests.conftest import WRITE_KEY, drain, make_config
@@ -30,7 +30,7 @@ def post(client: FlaskClient, call: str, body: Any, headers: dict[str, str] = AU
 
 
 def take(app: Flask) -> bool:
-    return intake.take(app.extensions["engine"], app.config["BRIDGE"])
+    return intake.map_waiting(app.extensions["engine"], app.config["BRIDGE"])
 
 
 def test_a_call_is_stored_as_sent_and_answered_as_segment_does(

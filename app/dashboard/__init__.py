@@ -1,4 +1,4 @@
-"""The dashboard at /admin: the page a marketing engineer keeps open (SPEC 7).
+"""The dashboard at /admin: the page a marketing engineer keeps open.
 
 Served by the app itself (one server-rendered page that refreshes itself, no build
 step), behind HTTP Basic with user `admin` and ADMIN_PASSWORD, with two actions on
@@ -25,13 +25,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from app import store
 from app.config import Config
 from app.dashboard import report
-from app.delivery.runner import shared_budgets
-from app.errors import ApiError
-from app.ingest.auth import same
-from app.store import dead_letters
+from app.delivery.budget import shared_budgets
+from app.store import outbox
+from app.web.auth import secret_matches
+from app.web.errors import ApiError
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin", template_folder="templates")
-ACTIONS = {"replay": dead_letters.replay, "discard": dead_letters.discard}
+ACTIONS = {"replay": outbox.replay, "discard": outbox.discard}
 
 
 def _config() -> Config:
@@ -45,7 +45,7 @@ def _admin_only() -> Response | None:
     if not password:
         raise ApiError(404, "not_found", "The dashboard is off: set ADMIN_PASSWORD to turn it on.")
     auth = request.authorization
-    if auth is None or auth.username != "admin" or not same(auth.password, password):
+    if auth is None or auth.username != "admin" or not secret_matches(auth.password, password):
         return Response(
             "Sign in as admin with ADMIN_PASSWORD.\n",
             401,
@@ -69,7 +69,7 @@ def page() -> str:
 
 
 @bp.post("/dead-letters/<int:row_id>/<action>")
-def act(row_id: int, action: str) -> BaseResponse:
+def dead_letter_action(row_id: int, action: str) -> BaseResponse:
     """Replay or discard one dead letter, then back to the page."""
     if action not in ACTIONS:
         raise ApiError(404, "not_found", "Dead letters can be replayed or discarded.")

@@ -8,39 +8,24 @@ import sqlalchemy as sa
 
 from app.config import Config
 from app.dead_letters import as_dict, iso
-from app.store import dead_letters, inbox
-from app.store.tables import outbox, received, skipped, workers
+from app.store import inbox, outbox, received, workers
 
 HOUR = 3600.0
 SHOWN = 50  # rows per list
 
 
 def gather(conn: sa.Connection, now: float) -> dict[str, Any]:
-    since = now - HOUR
-    delivered = (outbox.c.state == "done") & (outbox.c.finished_at > since)
-    recent_skips = sa.select(skipped).order_by(skipped.c.id.desc()).limit(SHOWN)
-    retrying = (
-        sa.select(outbox)
-        .where(outbox.c.state == "pending", outbox.c.error.is_not(None))
-        .order_by(outbox.c.id.desc())
-        .limit(10)
-    )
-    alive = sa.select(workers).where(workers.c.seen_at > now - 60).order_by(workers.c.name)
+    counts = outbox.counts_by_state(conn)
     return {
-        "received": _counts(conn, received.c.source, received.c.received_at > since),
-        "delivered": _counts(conn, outbox.c.destination, delivered),
-        "backlog": _counts(conn, outbox.c.destination, outbox.c.state == "pending"),
+        "received": received.counts_since(conn, now - HOUR),
+        "delivered": outbox.delivered_since(conn, now - HOUR),
+        "backlog": {d: n for (d, state), n in counts.items() if state == outbox.State.PENDING},
         "inbox": inbox.waiting(conn),
-        "dead": [as_dict(row) for row in dead_letters.dead_letters(conn, limit=SHOWN)],
-        "skipped": [_skip(row) for row in conn.execute(recent_skips)],
-        "errors": [_error(row) for row in conn.execute(retrying)],
-        "workers": list(conn.execute(alive)),
+        "dead": [as_dict(row) for row in outbox.dead_letters(conn, limit=SHOWN)],
+        "skipped": [_skip(row) for row in received.recent_skips(conn, SHOWN)],
+        "errors": [_error(row) for row in outbox.retrying(conn, 10)],
+        "workers": workers.running(conn, now),
     }
-
-
-def _counts(conn: sa.Connection, key: Any, condition: Any) -> dict[str, int]:
-    query = sa.select(key, sa.func.count()).where(condition).group_by(key)
-    return {name: count for name, count in conn.execute(query)}
 
 
 def _skip(row: sa.Row[Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
+from flask import Flask
 from pyrate_limiter import Duration, Limiter
 from pyrate_limiter import Rate as LimiterRate
 from pyrate_limiter.abstracts import AbstractBucket
@@ -28,7 +29,7 @@ class Budget:
         self.name = name
         self.rate = rate
         self.limiter = Limiter(bucket)
-        self.closed_until = 0.0
+        self.suspended_until = 0.0
 
     @property
     def interval(self) -> float:
@@ -36,20 +37,20 @@ class Budget:
         return self.rate.period / self.rate.count
 
     @property
-    def open(self) -> bool:
+    def available(self) -> bool:
         """False while the budget is known to be spent: no point claiming work for it."""
-        return time.time() >= self.closed_until
+        return time.time() >= self.suspended_until
 
     def take(self) -> bool:
         """Spend one call if the budget has one now (take it right before the call)."""
-        if not self.open:
+        if not self.available:
             return False
         # Blocking for at most a moment: the bucket's lock is shared with other
         # processes and with pyrate's own cleanup thread, so a non-blocking try would
         # fail now and then while the budget still has room.
         if self.limiter.try_acquire(self.name, blocking=True, timeout=LOCK_WAIT):
             return True
-        self.close_for(self.interval)
+        self.suspend_for(self.interval)
         return False
 
     def remaining(self) -> int:
@@ -58,7 +59,7 @@ class Budget:
         bucket.leak(int(time.time() * 1000))
         return max(0, self.rate.count - int(bucket.count()))  # type: ignore[arg-type]
 
-    def close(self) -> None:
+    def dispose(self) -> None:
         """Stop the cleanup thread and release the bucket's connections."""
         (bucket,) = self.limiter.buckets()
         self.limiter.dispose(bucket)
@@ -68,9 +69,9 @@ class Budget:
         else:
             bucket.close()
 
-    def close_for(self, seconds: float) -> None:
+    def suspend_for(self, seconds: float) -> None:
         """Drip answered 429: spend nothing more until its window turns."""
-        self.closed_until = max(self.closed_until, time.time() + seconds)
+        self.suspended_until = max(self.suspended_until, time.time() + seconds)
 
 
 def limiter_rate(rate: Rate) -> LimiterRate:
@@ -96,3 +97,22 @@ def budget(name: str, rate: Rate, database_url: str) -> Budget:
         pool = ConnectionPool(conninfo, min_size=1, max_size=2, open=True)
         bucket = PostgresBucket(pool, table, rates)
     return Budget(name, rate, bucket)
+
+
+def shared_budgets(app: Flask) -> tuple[Budget, Budget]:
+    """This process's handles on the (single-call, batch-call) budgets, made once and
+    shared by its threads."""
+    if "budgets" not in app.extensions:
+        cfg = app.config["BRIDGE"]
+        app.extensions["budgets"] = (
+            budget("individual", cfg.drip_rate_limit, cfg.database_url),
+            budget("batch", cfg.drip_batch_rate_limit, cfg.database_url),
+        )
+    pair: tuple[Budget, Budget] = app.extensions["budgets"]
+    return pair
+
+
+def dispose_budgets(app: Flask) -> None:
+    """Release the budgets' connections (an app that is done: tests, shutdown)."""
+    for held in app.extensions.pop("budgets", ()):
+        held.dispose()

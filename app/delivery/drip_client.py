@@ -1,39 +1,19 @@
 """The one door to Drip's API: base URL, auth, User-Agent, timeout, error mapping.
 
-Endpoints and bodies follow Drip's docs (DripEmail/api-docs, source/includes):
-rest/_subscribers.md, rest/_events.md, rest/_campaigns.md, rest/_batch_api.md,
-shopper_activity/_order.md; errors in rest/_errors.md.
+Endpoints and bodies are `app.drip_api`'s; errors follow Drip's rest/_errors.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 
 from app import __version__
 from app.delivery.errors import DeliveryError, from_status, parse_retry_after
+from app.drip_api import BATCH, INDIVIDUAL, Record
 
-Record = dict[str, Any]
-Wrap = Callable[[list[Record]], Any]
-
-# kind -> (path, body); paths hold {account} and, for campaigns, {campaign}.
-INDIVIDUAL: dict[str, tuple[str, Wrap]] = {
-    "subscriber": ("/v2/{account}/subscribers", lambda rs: {"subscribers": rs}),
-    "event": ("/v2/{account}/events", lambda rs: {"events": rs}),
-    "campaign": ("/v2/{account}/campaigns/{campaign}/subscribers", lambda rs: {"subscribers": rs}),
-    "order": ("/v3/{account}/shopper_activity/order", lambda rs: rs[0]),
-}
-BATCH: dict[str, tuple[str, Wrap]] = {
-    "subscriber": (
-        "/v2/{account}/subscribers/batches",
-        lambda rs: {"batches": [{"subscribers": rs}]},
-    ),
-    "event": ("/v2/{account}/events/batches", lambda rs: {"batches": [{"events": rs}]}),
-    "order": ("/v3/{account}/shopper_activity/order/batch", lambda rs: {"orders": rs}),
-}
-BATCH_MAX = 1000  # records per batch call (rest/_batch_api.md)
 USER_AGENT = f"drip-bridge/{__version__} (+https://github.com/drip-bridge/drip-bridge)"
 
 

@@ -10,12 +10,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.delivery.budget import Budget, budget
+from app.delivery.budget import shared_budgets
 from app.delivery.drip_client import DripClient
 from app.delivery.drip_sender import DripSender
+from app.delivery.segment_client import SegmentClient
 from app.delivery.segment_sender import SegmentSender
 from app.delivery.worker import Sender, Worker
-from app.ingest import intake
+from app.pipeline import intake
 from app.store.outbox import LEASE_SECONDS
 
 
@@ -24,34 +25,18 @@ def drip_client(app: Flask) -> DripClient:
     return DripClient(cfg.drip_api_url, cfg.drip_account_id, cfg.drip_api_token)
 
 
-def shared_budgets(app: Flask) -> tuple[Budget, Budget]:
-    """This process's handles on the budgets, made once and shared by its threads."""
-    if "budgets" not in app.extensions:
-        cfg = app.config["BRIDGE"]
-        app.extensions["budgets"] = (
-            budget("individual", cfg.drip_rate_limit, cfg.database_url),
-            budget("batch", cfg.drip_batch_rate_limit, cfg.database_url),
-        )
-    pair: tuple[Budget, Budget] = app.extensions["budgets"]
-    return pair
-
-
-def close_budgets(app: Flask) -> None:
-    """Release the budgets' connections (an app that is done: tests, shutdown)."""
-    for held in app.extensions.pop("budgets", ()):
-        held.close()
-
-
 def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True) -> Worker:
     """A worker that maps the inbox and delivers to Drip, and to Segment when
     SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]
-    individual, batch = shared_budgets(app)
-    senders: list[Sender] = [DripSender(drip_client(app), individual, batch, batches)]
+    single_budget, batch_budget = shared_budgets(app)
+    senders: list[Sender] = [DripSender(drip_client(app), single_budget, batch_budget, batches)]
     if cfg.segment_write_key:
-        senders.append(SegmentSender(cfg.segment_write_key, cfg.segment_api_host))
+        client = SegmentClient(cfg.segment_write_key, cfg.segment_api_host)
+        senders.append(SegmentSender(client))
     engine = app.extensions["engine"]
-    return Worker(engine, senders, intake=functools.partial(intake.take, engine, cfg), lease=lease)
+    intake_step = functools.partial(intake.map_waiting, engine, cfg)
+    return Worker(engine, senders, intake=intake_step, lease=lease)
 
 
 def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:

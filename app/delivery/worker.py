@@ -24,11 +24,11 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import outbox
+from app.store import outbox, workers
 
 log = logging.getLogger(__name__)
 
-GIVE_UP_AFTER = 72 * 3600.0  # SPEC 4.4: retried for up to 72 hours
+GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 HEARTBEAT_EVERY = 10.0
 Row = sa.Row[Any]
 Result = tuple[Row, DeliveryError | None]
@@ -40,7 +40,7 @@ class Lane:
 
     limit: int
     kind: str | None = None
-    batch: bool = False
+    batch_endpoint: bool = False  # Drip: through a batch endpoint (else one call a row)
 
 
 class Sender(Protocol):
@@ -192,5 +192,5 @@ class Worker:
             return
         paused = "; ".join(f"{d}: {p.reason}" for d, p in self.paused.items()) or None
         with store.writing(self.engine) as conn:
-            outbox.heartbeat(conn, self.name, now, paused)
+            workers.heartbeat(conn, self.name, now, paused)
         self._last_beat = now

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.drip_api import MAX_INT
 from app.mapping.fields import collect_fields, entries_of, normalise_key
 from app.mapping.types import Options, Problem
-from app.mapping.values import MAX_DRIP_INT, Invalid, as_cents, as_int, as_timestamp, attempt
+from app.mapping.values import Invalid, as_cents, as_int, as_timestamp, attempt, first_usable
 
 AUDIENCE_EVENTS = {"Audience Entered": True, "Audience Exited": False}
 CONVERSION_TOTAL_EVENT = "order completed"  # `total` is the revenue when `revenue` is absent
@@ -63,9 +64,7 @@ def conversion_cents(event: str, properties: dict[str, Any], problems: list[Prob
 
 def drip_value(value: Any) -> int:
     """A `value` sent as is must already be Drip's: whole cents, 0 <= value < 2^31 - 1."""
-    reason = (
-        f"Drip reads it as conversion cents: expected a whole number from 0 below {MAX_DRIP_INT}"
-    )
+    reason = f"Drip reads it as conversion cents: expected a whole number from 0 below {MAX_INT}"
     try:
         cents = as_int(value)
     except Invalid as exc:
@@ -77,12 +76,5 @@ def drip_value(value: Any) -> int:
 
 def occurred_at(message: dict[str, Any], problems: list[Problem]) -> dict[str, str]:
     """`{"occurred_at": ...}` from `timestamp`, else `originalTimestamp`; {} if neither."""
-    for path in ("timestamp", "originalTimestamp"):
-        raw = message.get(path)
-        if raw is None:
-            continue
-        try:
-            return {"occurred_at": as_timestamp(raw)}
-        except Invalid as exc:
-            problems.append(Problem(path, str(exc)))
-    return {}
+    when = first_usable(message, ("timestamp", "originalTimestamp"), as_timestamp, problems)
+    return {"occurred_at": when} if when else {}

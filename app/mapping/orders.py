@@ -11,7 +11,15 @@ from typing import Any
 
 from app.mapping.fields import normalise_key
 from app.mapping.types import Problem
-from app.mapping.values import Coerce, Invalid, as_amount, as_decimal, as_id, as_text
+from app.mapping.values import (
+    Coerce,
+    Invalid,
+    as_amount,
+    as_decimal,
+    as_id,
+    as_text,
+    first_usable,
+)
 
 # Segment event name (compared case-insensitively) -> Drip order `action`.
 ORDER_ACTIONS: dict[str, str] = {
@@ -164,15 +172,4 @@ def pick(
     problems: list[Problem],
 ) -> Any:
     """The first usable value among `sources`; unusable ones are reported."""
-    for source in sources:
-        raw = data.get(source)
-        if raw is None:
-            continue
-        try:
-            value = coerce(raw)
-        except Invalid as exc:
-            problems.append(Problem(f"{prefix}.{source}", str(exc)))
-            continue
-        if value is not None:
-            return value
-    return None
+    return first_usable(data, sources, coerce, problems, f"{prefix}.")

@@ -22,6 +22,7 @@ from app.mapping.values import (
     as_text,
     choice,
     dig,
+    first_usable,
 )
 
 _STATUS = choice("active", "unsubscribed")
@@ -104,18 +105,9 @@ def first_class(message: dict[str, Any], problems: list[Problem]) -> dict[str, A
     """The `FIELDS` table applied: each key from its first usable source."""
     record: dict[str, Any] = {}
     for field in FIELDS:
-        for path in field.sources:
-            raw = dig(message, path)
-            if raw is None:
-                continue
-            try:
-                value = field.coerce(raw)
-            except Invalid as exc:
-                problems.append(Problem(path, str(exc)))
-                continue
-            if value is not None:
-                record[field.target] = value
-                break
+        value = first_usable(message, field.sources, field.coerce, problems)
+        if value is not None:
+            record[field.target] = value
     return record
 
 
@@ -179,12 +171,5 @@ def audience_trait(message: dict[str, Any], traits: dict[str, Any]) -> tuple[str
 
 def new_email_trait(message: dict[str, Any], problems: list[Problem]) -> str | None:
     """An explicit `traits.new_email` (Drip's own key), if it is an email address."""
-    for path in NEW_EMAIL:
-        raw = dig(message, path)
-        if raw is None:
-            continue
-        try:
-            return as_email(raw)
-        except Invalid as exc:
-            problems.append(Problem(path, str(exc)))
-    return None
+    email: str | None = first_usable(message, NEW_EMAIL, as_email, problems)
+    return email

@@ -1,4 +1,4 @@
-"""Segment identify/track/alias -> Drip calls: a pure mapping (SPEC section 4).
+"""Segment identify/track/alias -> Drip calls: a pure mapping (docs/mapping.md).
 
 `map_message(message, known, options)` never raises on a JSON object: fields it
 cannot use are listed in `Outcome.problems` and the rest is still mapped.
@@ -11,19 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.drip_api import is_email
 from app.mapping.events import AUDIENCE_EVENTS, audience_fields, event_properties, occurred_at
 from app.mapping.orders import order_action, order_record
 from app.mapping.subscriber import new_email_trait, subscriber_fields
 from app.mapping.types import DripCall, Options, Outcome, Problem
-from app.mapping.values import (
-    Invalid,
-    as_bool,
-    as_email,
-    as_id,
-    attempt,
-    dig,
-    is_email,
-)
+from app.mapping.values import as_bool, as_email, as_id, attempt, dig, first_usable
+from app.segment_api import is_enabled
 
 DESTINATION = "Drip"  # the key in Segment's `integrations` object (case-sensitive)
 OBJECTS = {
@@ -51,7 +45,7 @@ def map_message(message: dict[str, Any], known: Mapping[str, str], options: Opti
     """The Drip calls for one Segment message, or the reason there are none."""
     outcome = Outcome()
     integrations = _object(message, "integrations", outcome.problems)
-    if _disabled(integrations):
+    if not is_enabled(integrations, DESTINATION):
         outcome.skip = "disabled_by_integrations"
         return outcome
     kind = message.get("type")
@@ -62,15 +56,6 @@ def map_message(message: dict[str, Any], known: Mapping[str, str], options: Opti
         _object(message, path, outcome.problems)
     HANDLERS[kind](message, known, options, outcome)
     return outcome
-
-
-def _disabled(integrations: dict[str, Any]) -> bool:
-    """Segment's rule: `Drip: false`, or `All: false` unless Drip is on (true or options)."""
-    drip = integrations.get(DESTINATION)
-    if drip is False:
-        return True
-    everything = integrations.get("All", integrations.get("all"))
-    return everything is False and not (drip is True or isinstance(drip, dict))
 
 
 def identify(
@@ -136,17 +121,13 @@ HANDLERS: dict[str, Handler] = {"identify": identify, "track": track, "alias": a
 def find_person(
     message: dict[str, Any], known: Mapping[str, str], own_path: str, problems: list[Problem]
 ) -> Person | None:
-    """SPEC 4.1: the message's email, an email-shaped userId, then what `known` says."""
+    """The message's email, an email-shaped userId, then what `known` says
+    (docs/mapping.md, "Finding the email")."""
     user_id = _id(message, "userId", problems)
     anonymous_id = _id(message, "anonymousId", problems)
-    for path in (own_path, "context.traits.email"):
-        raw = dig(message, path)
-        if raw is None:
-            continue
-        try:
-            return Person(as_email(raw), True, user_id, anonymous_id)
-        except Invalid as exc:
-            problems.append(Problem(path, str(exc)))
+    email = first_usable(message, (own_path, "context.traits.email"), as_email, problems)
+    if email is not None:
+        return Person(email, True, user_id, anonymous_id)
     if user_id is not None and is_email(user_id):
         return Person(user_id.strip(), True, user_id, anonymous_id)
     for some_id in (user_id, anonymous_id):

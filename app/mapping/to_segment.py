@@ -2,8 +2,8 @@
 
 `to_track(envelope, version)` returns the keyword arguments for
 `segment.analytics.Client.track(...)`. The envelope is Drip's webhook body as
-sent (or as loaded by `app.ingest.drip_schema.DripWebhookSchema`), see SPEC
-section 5 and Drip's `source/includes/rest/_webhook_events.md`.
+sent (or as loaded by `app.pipeline.drip_schema.DripWebhookSchema`), see the
+README's "Drip -> Segment" and Drip's `source/includes/rest/_webhook_events.md`.
 """
 
 from __future__ import annotations
@@ -12,50 +12,14 @@ import copy
 import hashlib
 import json
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-# The name every call we send to Segment carries in `context.integration`;
-# `/segment` and `/v1/*` skip messages that carry it (reason `loop_guard`).
-LOOP_MARKER = "drip-bridge"
+from app.drip_api import WEBHOOK_EVENTS, WEBHOOK_PREFIX, parse_time
+from app.segment_api import LOOP_GUARD_INTEGRATIONS, LOOP_MARKER
 
-EVENT_PREFIX = "subscriber."
 EVENT_ID_PREFIX = "drip-"
 
-# The 29 webhook events in Drip's docs, in the docs' order.
-DRIP_EVENTS: tuple[str, ...] = (
-    "subscriber.created",
-    "subscriber.deleted",
-    "subscriber.marked_as_deliverable",
-    "subscriber.marked_as_undeliverable",
-    "subscriber.subscribed_to_email_marketing",
-    "subscriber.subscribed_to_campaign",
-    "subscriber.removed_from_campaign",
-    "subscriber.unsubscribed_from_campaign",
-    "subscriber.unsubscribed_all",
-    "subscriber.reactivated",
-    "subscriber.completed_campaign",
-    "subscriber.applied_tag",
-    "subscriber.removed_tag",
-    "subscriber.updated_custom_field",
-    "subscriber.updated_email_address",
-    "subscriber.updated_lifetime_value",
-    "subscriber.updated_time_zone",
-    "subscriber.received_email",
-    "subscriber.opened_email",
-    "subscriber.clicked_email",
-    "subscriber.bounced",
-    "subscriber.complained",
-    "subscriber.clicked_trigger_link",
-    "subscriber.visited_page",
-    "subscriber.became_lead",
-    "subscriber.became_non_prospect",
-    "subscriber.updated_lead_score",
-    "subscriber.performed_custom_event",
-    "subscriber.updated_alias",
-)
-
-# Drip webhook -> Segment Track event (SPEC section 5, Segment's Email spec).
+# Drip webhook -> Segment Track event (README "Drip -> Segment", Segment's Email spec).
 # Any other `subscriber.x_y` becomes the words of `x_y` in title case.
 EVENT_NAMES: dict[str, str] = {
     "subscriber.received_email": "Email Delivered",
@@ -68,7 +32,9 @@ EVENT_NAMES: dict[str, str] = {
 }
 
 # Off by default: the bridge's own Segment -> Drip events come back as these.
-DEFAULT_FORWARDED: frozenset[str] = frozenset(DRIP_EVENTS) - {"subscriber.performed_custom_event"}
+DEFAULT_FORWARDED: frozenset[str] = frozenset(WEBHOOK_EVENTS) - {
+    "subscriber.performed_custom_event"
+}
 
 # Segment property <- Drip property, per event; other properties pass as sent.
 RENAMED_PROPERTIES: dict[str, dict[str, str]] = {
@@ -78,14 +44,6 @@ RENAMED_PROPERTIES: dict[str, dict[str, str]] = {
 # Segment context key <- Drip property, for clicks (moved out of properties).
 CLICK_EVENTS = frozenset({"subscriber.clicked_email", "subscriber.clicked_trigger_link"})
 CLICK_CONTEXT: dict[str, str] = {"ip_address": "ip", "user_agent": "userAgent"}
-
-# Loop guard: the Segment copy must not flow back to Drip nor to our webhook.
-LOOP_GUARD_INTEGRATIONS: Mapping[str, bool] = {
-    "Drip": False,
-    "Drip (Actions)": False,
-    "Webhooks": False,
-    "Webhooks (Actions)": False,
-}
 
 
 def event_id(envelope: Mapping[str, Any]) -> str:
@@ -111,42 +69,13 @@ def segment_event_name(drip_event: str) -> str:
     """The Segment Track event name for a Drip webhook event name."""
     if drip_event in EVENT_NAMES:
         return EVENT_NAMES[drip_event]
-    words = drip_event.removeprefix(EVENT_PREFIX).split("_")
+    words = drip_event.removeprefix(WEBHOOK_PREFIX).split("_")
     return " ".join(word.capitalize() for word in words if word) or drip_event
 
 
 def is_forwarded(drip_event: str, forwarded: Collection[str] | None = None) -> bool:
     """Whether this event goes to Segment; `forwarded=None` means DEFAULT_FORWARDED."""
     return drip_event in (DEFAULT_FORWARDED if forwarded is None else forwarded)
-
-
-def is_echo(message: object) -> bool:
-    """True when a Segment message is one the bridge itself sent (loop guard)."""
-    if not isinstance(message, Mapping):
-        return False
-    context = message.get("context")
-    integration = context.get("integration") if isinstance(context, Mapping) else None
-    return isinstance(integration, Mapping) and integration.get("name") == LOOP_MARKER
-
-
-def parse_occurred_at(value: object) -> datetime:
-    """An ISO-8601 string as an aware UTC datetime; no offset means UTC.
-
-    Raises ValueError when the value is not an ISO-8601 string or falls
-    outside the years 1-9999 once converted to UTC.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"not ISO-8601: {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"out of range in UTC: {value!r}") from None
 
 
 def to_track(envelope: Mapping[str, Any], version: str) -> dict[str, Any]:
@@ -178,7 +107,7 @@ def to_track(envelope: Mapping[str, Any], version: str) -> dict[str, Any]:
         "event": segment_event_name(drip_event),
         "properties": properties,
         "context": context,
-        "timestamp": parse_occurred_at(envelope.get("occurred_at")),
+        "timestamp": parse_time(envelope.get("occurred_at")),
         "message_id": event_id(envelope),
         "integrations": dict(LOOP_GUARD_INTEGRATIONS),
     }

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-# One value per Drip endpoint family; the Drip client owns the URLs.
-Kind = Literal["subscriber", "event", "campaign", "order"]
+from app.drip_api import Kind
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from app.drip_api import MAX_INT, is_email, parse_time
 from app.mapping.types import Problem
 
 Coerce = Callable[[Any], Any]
 
-# Drip: "Conversion values must be less than 2,147,483,647" (rest/_events.md).
-MAX_DRIP_INT = 2_147_483_647
-
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -49,8 +45,25 @@ def dig(data: Any, path: str) -> Any:
     return data
 
 
-def is_email(value: Any) -> bool:
-    return isinstance(value, str) and _EMAIL.fullmatch(value.strip()) is not None
+def first_usable(
+    data: Any, paths: Iterable[str], coerce: Coerce, problems: list[Problem], prefix: str = ""
+) -> Any:
+    """The coerced value at the first of `paths` that has a usable one, else None.
+
+    Values that cannot be used are reported as Problems at `prefix + path`.
+    """
+    for path in paths:
+        raw = dig(data, path)
+        if raw is None:
+            continue
+        try:
+            value = coerce(raw)
+        except Invalid as exc:
+            problems.append(Problem(prefix + path, str(exc)))
+            continue
+        if value is not None:
+            return value
+    return None
 
 
 def as_email(value: Any) -> str:
@@ -97,8 +110,8 @@ def as_int(value: Any) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid("expected a whole number")
-    if not -MAX_DRIP_INT < value < MAX_DRIP_INT:
-        raise Invalid(f"outside Drip's range (below {MAX_DRIP_INT})")
+    if not -MAX_INT < value < MAX_INT:
+        raise Invalid(f"outside Drip's range (below {MAX_INT})")
     return value
 
 
@@ -152,13 +165,11 @@ def as_cents(value: Any) -> int:
     try:
         cents = (as_decimal(value) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     except ArithmeticError as exc:
-        raise Invalid(
-            f"too large for a Drip conversion value (below {MAX_DRIP_INT} cents)"
-        ) from exc
+        raise Invalid(f"too large for a Drip conversion value (below {MAX_INT} cents)") from exc
     if cents < 0:
         raise Invalid("negative; a Drip conversion value must be 0 or more")
-    if cents >= MAX_DRIP_INT:
-        raise Invalid(f"too large for a Drip conversion value (below {MAX_DRIP_INT} cents)")
+    if cents >= MAX_INT:
+        raise Invalid(f"too large for a Drip conversion value (below {MAX_INT} cents)")
     return int(cents)
 
 
@@ -167,9 +178,7 @@ def as_timestamp(value: Any) -> str:
     if not isinstance(value, str):
         raise Invalid("expected an ISO-8601 timestamp string")
     try:
-        moment = datetime.fromisoformat(value.strip())
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError) as exc:
+        moment = parse_time(value.strip())
+    except ValueError as exc:
         raise Invalid("not an ISO-8601 timestamp") from exc
-    return moment.replace(microsecond=0).isoformat() + "Z"
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"

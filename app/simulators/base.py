@@ -26,6 +26,16 @@ def json_response(status: int, body: Any = None) -> Response:
     return response
 
 
+def presented_key() -> str | None:
+    """The key of `Authorization: Basic base64(key:)` (or without the colon) or
+    `Bearer key`, as werkzeug parses the header."""
+    auth = request.authorization
+    if auth is None:
+        return None
+    key = auth.token if auth.type == "bearer" else auth.username
+    return key or None
+
+
 def seconds_header(seconds: float) -> str:
     """`3` rather than `3.0`: clients parse Retry-After with int()."""
     return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
@@ -68,7 +78,7 @@ class FakeService:
         hang_timeout: float = 30.0,
     ) -> None:
         self.app = Flask(name)
-        self.url: str | None = None  # set by serve()
+        self.url = ""  # set by serve()
         self.latency = latency
         self.failure_rate = failure_rate
         self.hang_timeout = hang_timeout

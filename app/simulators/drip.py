@@ -8,8 +8,6 @@ subscriber is held. Routes and validation live in drip_routes.py and drip_rules.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -19,7 +17,7 @@ from flask import Response, g, request
 
 from app.simulators import drip_routes
 from app.simulators import drip_rules as rules
-from app.simulators.base import FakeService, json_response
+from app.simulators.base import FakeService, json_response, presented_key
 from app.simulators.drip_people import People
 from app.simulators.limits import Budget, FixedWindow, InFlight
 from app.simulators.server import main as serve_main
@@ -35,24 +33,6 @@ DEFAULT_BATCH_RATE_LIMIT = (50, 3600.0)
 def _is_batch(path: str) -> bool:
     # rest/_batch_api.md: v2 ".../batches" and v3 shopper activity ".../batch".
     return path.endswith(("/batches", "/batch"))
-
-
-def _token_in(header: str) -> str | None:
-    """The token of `Basic base64(token:)`, `Basic base64(token)` or `Bearer token`.
-
-    rest/_authentication.md documents the first; drip-nodejs and RudderStack send the
-    second in production, so Drip evidently accepts it too.
-    """
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded.partition(":")[0] or None
 
 
 def _identity(record: Any) -> str | None:
@@ -207,7 +187,7 @@ class FakeDrip(FakeService):
         if not header:
             message = "Authentication required: send your API token as the Basic auth user"
             return json_response(401, rules.authentication_error(message))
-        if self.token is None or _token_in(header) != self.token:
+        if self.token is None or presented_key() != self.token:
             message = "The API token is invalid or has been revoked"
             return json_response(401, rules.authentication_error(message))
         account = (request.view_args or {}).get("acct")

@@ -6,21 +6,13 @@ status but not the exact message, the message here is ours and says so.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Any
+
+from app.drip_api import BATCH_MAX, MAX_INT, ORDER_ACTIONS, is_email, is_time
 
 Record = dict[str, Any]
 Error = dict[str, str]
 
-# Drip's exact email rule is not documented; this rejects what is plainly not an address.
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-# rest/_events.md: "Conversion values must be less than 2,147,483,647."
-MAX_CONVERSION_VALUE = 2_147_483_647
-# shopper_activity/_order_activity.md: the six order actions.
-ORDER_ACTIONS = frozenset({"placed", "updated", "paid", "fulfilled", "refunded", "canceled"})
-# rest/_batch_api.md: "An Array with between 1 and 1000 objects".
-BATCH_MAX = 1000
 
 # rest/_errors.md (403, 404). The 401 body is not documented; its shape follows the others.
 AUTHORIZATION_ERROR = {
@@ -107,7 +99,7 @@ def count_error(key: str, n: int) -> list[Error]:
 
 def _email_errors(record: Record, key: str = "email") -> list[Error]:
     value = record.get(key)
-    if value is None or (isinstance(value, str) and EMAIL.match(value)):
+    if value is None or is_email(value):
         return []
     return [error("email_error", key, f"{key.replace('_', ' ').capitalize()} is invalid")]
 
@@ -122,11 +114,9 @@ def _time_errors(record: Record, key: str) -> list[Error]:
     value = record.get(key)
     if value is None:
         return []
-    try:
-        datetime.fromisoformat(str(value))
-    except ValueError:
-        return [error("time_error", key, f"{key} must be a valid time in ISO-8601 format")]
-    return []
+    if is_time(str(value)):
+        return []
+    return [error("time_error", key, f"{key} must be a valid time in ISO-8601 format")]
 
 
 def subscriber_errors(record: Record) -> list[Error]:
@@ -142,9 +132,9 @@ def _value_errors(properties: Any) -> list[Error]:
     if not isinstance(properties, dict) or "value" not in properties:
         return []
     value = properties["value"]
-    if isinstance(value, int) and not isinstance(value, bool) and value < MAX_CONVERSION_VALUE:
+    if isinstance(value, int) and not isinstance(value, bool) and value < MAX_INT:
         return []
-    message = f"Value must be an integer (cents) less than {MAX_CONVERSION_VALUE:,}"
+    message = f"Value must be an integer (cents) less than {MAX_INT:,}"
     return [error("range_error", "value", message)]
 
 

@@ -9,8 +9,6 @@ Segment does not document them.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import gzip
 import json
 import zlib
@@ -19,30 +17,14 @@ from typing import Any
 
 from flask import Response, g, request
 
-from app.simulators.base import FakeService, json_response
+from app.segment_api import BATCH_LIMIT, MESSAGE_LIMIT, TYPES
+from app.simulators.base import FakeService, json_response, presented_key
 from app.simulators.server import main as serve_main
 
 Message = dict[str, Any]
 
-# http-api, "Max request size": 32KB per call and per event in a batch, 500KB per batch.
-MAX_MESSAGE_BYTES = 32 * 1024
-MAX_BATCH_BYTES = 500 * 1024
 # Reference segment-side.md §6: over 2500 events a batch is answered 200 but dropped.
 MAX_BATCH_EVENTS = 2500
-SINGLE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
-
-
-def _key_in(header: str) -> str | None:
-    """The write key of `Basic base64("key:")` (http-api, "Basic authentication")."""
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    # "encoding the write key without a colon might work due to backward compatibility"
-    return decoded.partition(":")[0] or None
 
 
 def _error(status: int, message: str, code: str = "invalid_request") -> Response:
@@ -152,7 +134,7 @@ class FakeSegment(FakeService):
                 raw = gzip.decompress(raw)
             except (OSError, EOFError, zlib.error):
                 return _error(400, "Invalid gzip body")
-        limit = MAX_BATCH_BYTES if request.path == "/v1/batch" else MAX_MESSAGE_BYTES
+        limit = BATCH_LIMIT if request.path == "/v1/batch" else MESSAGE_LIMIT
         if len(raw) > limit:
             return _error(400, f"Request body is larger than {limit // 1024}KB")
         try:
@@ -166,8 +148,7 @@ class FakeSegment(FakeService):
     def _authenticated(self) -> bool:
         if self.write_key is None:
             return False
-        header = request.headers.get("Authorization", "")
-        return self.write_key in (_key_in(header), g.body.get("writeKey"))
+        return self.write_key in (presented_key(), g.body.get("writeKey"))
 
     # Endpoints.
 
@@ -176,7 +157,7 @@ class FakeSegment(FakeService):
         batch = g.body.get("batch")
         if not isinstance(batch, list) or not all(isinstance(m, dict) for m in batch):
             return _error(400, "batch must be an array of message objects")
-        if any(_size(m) > MAX_MESSAGE_BYTES for m in batch):
+        if any(_size(m) > MESSAGE_LIMIT for m in batch):
             return _error(400, "A message in the batch is larger than 32KB")
         if len(batch) > MAX_BATCH_EVENTS:
             self._reject([(f"batch over {MAX_BATCH_EVENTS} events", m) for m in batch])
@@ -187,7 +168,7 @@ class FakeSegment(FakeService):
         return json_response(200, {"success": True})
 
     def _single(self, kind: str) -> Response:
-        if kind not in SINGLE_TYPES:
+        if kind not in TYPES:
             return _error(404, f"Unknown endpoint /v1/{kind}", code="not_found")
         message = {k: v for k, v in g.body.items() if k != "writeKey"}
         self._accept([{"type": kind, **message}])

@@ -1,153 +1,18 @@
-"""The durable store: SQLite (WAL) on one machine, PostgreSQL to scale out."""
+"""The durable store, split by what it keeps: `received` (ids and skips), `people`
+(identities, campaign members), `inbox`, `outbox`, `workers`; `engine` holds the
+connections and transactions, `migrate` the schema's history."""
 
 from __future__ import annotations
 
-import fcntl
-import functools
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import click
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
-from flask.cli import with_appcontext
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+from app.store.engine import create_engine, execute_alone, reading, writing
+from app.store.migrate import db, upgrade
 
-
-def create_engine(url: str) -> sa.Engine:
-    """An engine tuned for the outbox: WAL and a busy timeout on SQLite."""
-    if not url.startswith("sqlite"):
-        # JIT compilation costs ~10 ms a query once the outbox is large (its cost
-        # estimate passes jit_above_cost) and never pays off for short OLTP queries.
-        return sa.create_engine(
-            url,
-            pool_pre_ping=True,
-            pool_size=5,
-            max_overflow=5,
-            connect_args={"options": "-c jit=off"},
-        )
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        # pysqlite's own transaction handling would defer BEGIN past our first
-        # SELECT; taking the write lock up front (BEGIN IMMEDIATE) makes every
-        # claim atomic across processes.
-        dbapi_conn.isolation_level = None
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-        dbapi_conn.execute("PRAGMA busy_timeout=30000")
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        read_only = conn.get_execution_options().get("read_only", False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-    return engine
-
-
-class _WriterQueue:
-    """SQLite writers queue on an OS file lock before BEGIN IMMEDIATE.
-
-    SQLite's own busy handler polls with sleeps of up to tens of milliseconds, so
-    under concurrent ingest most of a writer's wait was sleep; flock() wakes the
-    next writer as soon as the lock is free. One descriptor per thread, because
-    flock() does not exclude threads sharing a descriptor.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        if not hasattr(self._local, "file"):
-            self._local.file = open(self.path, "a")  # noqa: SIM115 (kept for the thread)
-        fcntl.flock(self._local.file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._local.file, fcntl.LOCK_UN)
-
-
-@functools.cache
-def _queue(path: str) -> _WriterQueue:
-    return _WriterQueue(path)
-
-
-@contextmanager
-def _writers_turn(engine: sa.Engine) -> Iterator[None]:
-    """On a SQLite file, wait for this writer's turn; elsewhere, go ahead."""
-    if engine.dialect.name != "sqlite" or not engine.url.database:
-        yield
-        return
-    path = f"{engine.url.database}.writers"
-    with _queue(path).held():
-        yield
-
-
-@contextmanager
-def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A write transaction, committed at the end (on SQLite, writers take turns)."""
-    with _writers_turn(engine), engine.begin() as conn:
-        yield conn
-
-
-def execute_alone(engine: sa.Engine, statement: str, params: tuple[Any, ...]) -> None:
-    """Run one statement as its own transaction, on the driver's connection.
-
-    For the tracking API's single insert: SQLAlchemy's execution layer (events, an
-    engine-issued BEGIN, result objects) cost more than the insert itself, and on
-    PostgreSQL autocommit saves the BEGIN and COMMIT round trips (bench/ingest).
-    Same turns and same errors (sa.exc.DBAPIError) as `writing`. `statement` uses
-    the driver's placeholders (`engine.dialect.paramstyle`).
-    """
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    try:
-        conn = engine.raw_connection()
-        try:
-            with _writers_turn(engine):  # as short as it can be: others wait for it
-                _execute_alone(engine.dialect.name, conn.driver_connection, statement, params)
-        finally:
-            conn.close()
-    except dbapi_error as exc:
-        # Without the parameters: they carry people's data.
-        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
-
-
-def _execute_alone(dialect: str, driver: Any, statement: str, params: tuple[Any, ...]) -> None:
-    if dialect != "postgresql":
-        driver.execute(statement, params)  # pysqlite autocommits here (create_engine)
-        return
-    driver.autocommit = True
-    try:
-        driver.execute(statement, params)
-    finally:
-        driver.autocommit = False
-
-
-@contextmanager
-def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A connection that only reads: on SQLite it takes no write lock, so it never
-    waits behind ingest or the worker (WAL readers see the last commit)."""
-    with engine.connect() as conn:
-        yield conn.execution_options(read_only=True)
-
-
-def upgrade(engine: sa.Engine) -> None:
-    """Create or migrate the schema to the newest revision."""
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with writing(engine) as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+__all__ = ["create_engine", "engine", "execute_alone", "init_app", "reading", "upgrade", "writing"]
 
 
 def engine() -> sa.Engine:
@@ -162,15 +27,3 @@ def init_app(app: Flask) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     app.extensions["engine"] = create_engine(url)
     app.cli.add_command(db)
-
-
-@click.group(help="Manage the database schema.")
-def db() -> None:
-    pass
-
-
-@db.command("upgrade", help="Create or migrate the schema (the release process).")
-@with_appcontext
-def db_upgrade() -> None:
-    upgrade(engine())
-    click.echo("database schema is up to date")

@@ -1,7 +1,7 @@
 """The inbox: tracking-API requests stored whole, until the worker maps them.
 
 `put` is all that the HTTP request does; `oldest` and `remove` are the worker's
-intake (app/ingest/intake.py), one worker at a time.
+intake (app/pipeline/intake.py), one worker at a time.
 """
 
 from __future__ import annotations

@@ -1,23 +1,32 @@
-"""Outbox operations: accept, enqueue, claim, finish.
+"""The outbox: one row per outgoing call, from enqueue to delivered or dead.
 
-Each function takes an open connection inside the caller's transaction, so ingest
-stores a whole request atomically and the worker's steps stay small.
+A row's `body` is exactly what leaves: a Drip record (the object inside Drip's
+wrapper) or a Segment message as analytics-python sends it. Each function takes
+an open connection inside the caller's transaction, so ingest stores a whole
+request atomically and the worker's steps stay small.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from app.store.tables import campaign_members, identities, outbox, received, skipped, workers
+from app.store.tables import outbox, received
 
 LEASE_SECONDS = 60.0  # work held by a dead worker is taken up again after this
+
+
+class State(enum.StrEnum):
+    PENDING = "pending"  # waiting, being tried, or leased by a worker
+    DONE = "done"  # delivered
+    DEAD = "dead"  # could not be delivered: waits for replay or discard
+    # Discarded dead letters stay for the audit trail, in a state never claimed
+    # ("discarded" does not fit the column, String(8)).
+    DROPPED = "dropped"
 
 
 @dataclass(frozen=True)
@@ -28,69 +37,10 @@ class Pending:
     destination: str
     kind: str
     person: str  # the ordering key: one person's calls go out in order, one at a time
+    email: str  # who the call is about, for people reading the outbox
     body: dict[str, Any]
     campaign_id: str | None = None
     received_at: float | None = None  # None: now, when it is enqueued
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A message accepted or refused without a delivery, and why."""
-
-    source: str
-    message_id: str | None
-    reason: str
-    detail: str | None
-    payload: Any
-
-
-@functools.cache
-def _statements(dialect: str) -> SimpleNamespace:
-    """The upserts, built once per dialect (ON CONFLICT is dialect-specific)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    learn = insert(identities)
-    beat = insert(workers)
-    campaign = insert(campaign_members).on_conflict_do_nothing()
-    return SimpleNamespace(
-        accept=insert(received)
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(received.c.message_id),
-        learn=learn.on_conflict_do_update(
-            index_elements=["id"],
-            set_={"email": learn.excluded.email, "updated_at": learn.excluded.updated_at},
-        ),
-        join_campaign=campaign.returning(campaign_members.c.email),
-        heartbeat=beat.on_conflict_do_update(
-            index_elements=["name"],
-            set_={"seen_at": beat.excluded.seen_at, "paused": beat.excluded.paused},
-        ),
-    )
-
-
-def _sql(conn: sa.Connection) -> SimpleNamespace:
-    return _statements(conn.dialect.name)
-
-
-def accept(
-    conn: sa.Connection,
-    source: str,
-    messages: Sequence[tuple[str, Any]],
-    now: float,
-    received_at: Mapping[str, float] | None = None,
-) -> set[str]:
-    """Record messages as received (at `now` unless `received_at` says), by id;
-    returns the ids not seen before.
-
-    RETURNING rather than rowcount: psycopg 3 reports -1 for ON CONFLICT inserts.
-    """
-    if not messages:
-        return set()
-    times = received_at or {}
-    rows = [
-        {"message_id": mid, "source": source, "payload": body, "received_at": times.get(mid, now)}
-        for mid, body in messages
-    ]
-    return {row.message_id for row in conn.execute(_sql(conn).accept, rows)}
 
 
 def enqueue(conn: sa.Connection, calls: Sequence[Pending], now: float) -> None:
@@ -105,6 +55,7 @@ def _row(call: Pending, now: float) -> dict[str, Any]:
         "destination": call.destination,
         "kind": call.kind,
         "person": call.person,
+        "email": call.email,
         "body": call.body,
         "campaign_id": call.campaign_id,
         "received_at": received_at,
@@ -112,65 +63,11 @@ def _row(call: Pending, now: float) -> dict[str, Any]:
     }
 
 
-def record_skips(conn: sa.Connection, skips: Sequence[Skip], now: float) -> None:
-    if skips:
-        conn.execute(skipped.insert(), [vars(s) | {"at": now} for s in skips])
-
-
-def known_emails(conn: sa.Connection, ids: Iterable[str]) -> dict[str, str]:
-    """The last email seen for each of `ids` that has one."""
-    wanted = [i for i in ids if i]
-    if not wanted:
-        return {}
-    query = sa.select(identities.c.id, identities.c.email).where(identities.c.id.in_(wanted))
-    return {row.id: row.email for row in conn.execute(query)}
-
-
-class KnownEmails(Mapping[str, str]):
-    """The emails of a request's ids: read from the store on first use, then kept
-    current with what the request itself teaches, so later messages see it."""
-
-    def __init__(self, conn: sa.Connection, ids: Iterable[str]) -> None:
-        self._conn = conn
-        self._ids = {i for i in ids if i}
-        self._stored: dict[str, str] | None = None
-        self.learned: dict[str, str] = {}
-
-    def _emails(self) -> dict[str, str]:
-        if self._stored is None:
-            self._stored = known_emails(self._conn, self._ids)
-        return self._stored | self.learned
-
-    def __getitem__(self, ident: str) -> str:
-        if ident in self.learned:
-            return self.learned[ident]
-        return self._emails()[ident]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._emails())
-
-    def __len__(self) -> int:
-        return len(self._emails())
-
-
-def learn(conn: sa.Connection, emails: Mapping[str, str], now: float) -> None:
-    """Remember the email of each id (the latest wins)."""
-    if emails:
-        rows = [{"id": i, "email": e, "updated_at": now} for i, e in emails.items()]
-        conn.execute(_sql(conn).learn, rows)
-
-
-def join_campaign(conn: sa.Connection, email: str, campaign_id: str, now: float) -> bool:
-    """Remember that `email` is subscribed to `campaign_id`; False if it already was."""
-    stmt = _sql(conn).join_campaign.values(email=email, campaign_id=campaign_id, at=now)
-    return conn.execute(stmt).first() is not None
-
-
 def _due(destination: str, now: float) -> sa.ColumnElement[bool]:
     """Rows of `destination` waiting to be sent whose time has come."""
     return sa.and_(
         outbox.c.destination == destination,
-        outbox.c.state == "pending",
+        outbox.c.state == State.PENDING,
         outbox.c.available_at <= now,
     )
 
@@ -204,7 +101,7 @@ def claim(
         .where(
             earlier.c.destination == outbox.c.destination,
             earlier.c.person == outbox.c.person,
-            earlier.c.state == "pending",
+            earlier.c.state == State.PENDING,
         )
         .scalar_subquery()
     )
@@ -233,36 +130,128 @@ def claim(
 
 
 def finish(conn: sa.Connection, ids: Sequence[int], now: float) -> None:
-    if not ids:
-        return
-    conn.execute(
-        outbox.update()
-        .where(outbox.c.id.in_(ids))
-        .values(state="done", finished_at=now, error=None)
-    )
+    if ids:
+        _set(conn, ids, state=State.DONE, finished_at=now, error=None)
 
 
 def retry_later(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:
-    conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(available_at=at, error=error))
+    _set(conn, ids, available_at=at, error=error)
 
 
 def release(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:
     """Give rows back without counting the attempt (delivery is paused, not failing)."""
-    conn.execute(
-        outbox.update()
-        .where(outbox.c.id.in_(ids))
-        .values(available_at=at, error=error, attempts=outbox.c.attempts - 1)
-    )
+    _set(conn, ids, available_at=at, error=error, attempts=outbox.c.attempts - 1)
 
 
 def dead_letter(conn: sa.Connection, ids: Sequence[int], code: str, error: str, now: float) -> None:
-    conn.execute(
-        outbox.update()
-        .where(outbox.c.id.in_(ids))
-        .values(state="dead", finished_at=now, error_code=code, error=error)
+    _set(conn, ids, state=State.DEAD, finished_at=now, error_code=code, error=error)
+
+
+def _set(conn: sa.Connection, ids: Sequence[int], **values: Any) -> None:
+    conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(**values))
+
+
+# What people read: counts for /metrics and /admin, dead letters, errors being retried.
+
+
+def bodies(conn: sa.Connection, message_id: str) -> list[dict[str, Any]]:
+    """What the calls stored for one message will send, in order."""
+    query = sa.select(outbox.c.body).where(outbox.c.message_id == message_id)
+    return list(conn.execute(query.order_by(outbox.c.id)).scalars())
+
+
+def counts_by_state(conn: sa.Connection) -> dict[tuple[str, str], int]:
+    """(destination, state) -> rows, for the states that wait: pending and dead."""
+    query = (
+        sa.select(outbox.c.destination, outbox.c.state, sa.func.count())
+        .where(outbox.c.state.in_((State.PENDING, State.DEAD)))
+        .group_by(outbox.c.destination, outbox.c.state)
+    )
+    return {(destination, state): count for destination, state, count in conn.execute(query)}
+
+
+def delivered_since(conn: sa.Connection, since: float) -> dict[str, int]:
+    """Rows delivered per destination since `since`."""
+    query = (
+        sa.select(outbox.c.destination, sa.func.count())
+        .where(outbox.c.state == State.DONE, outbox.c.finished_at > since)
+        .group_by(outbox.c.destination)
+    )
+    return {destination: count for destination, count in conn.execute(query)}
+
+
+def retrying(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
+    """Pending rows whose last try failed, newest first."""
+    query = (
+        sa.select(outbox)
+        .where(outbox.c.state == State.PENDING, outbox.c.error.is_not(None))
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def _dead(ids: Sequence[int] | None, destination: str | None) -> sa.ColumnElement[bool]:
+    """Dead rows, optionally only `ids` (None: all) of one `destination`."""
+    condition = outbox.c.state == State.DEAD
+    if ids is not None:
+        condition = condition & outbox.c.id.in_(ids)
+    if destination is not None:
+        condition = condition & (outbox.c.destination == destination)
+    return condition
+
+
+def dead_letters(
+    conn: sa.Connection, destination: str | None = None, limit: int | None = None
+) -> list[sa.Row[Any]]:
+    """Dead rows, oldest first, each with `message`: the payload originally received."""
+    query = (
+        sa.select(*outbox.c, received.c.payload.label("message"))
+        .select_from(outbox.outerjoin(received, received.c.message_id == outbox.c.message_id))
+        .where(_dead(None, destination))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
+def count_dead(conn: sa.Connection, destination: str | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(outbox).where(_dead(None, destination))
+    return int(conn.execute(query).scalar_one())
+
+
+def replay(
+    conn: sa.Connection, ids: Sequence[int] | None, destination: str | None, now: float
+) -> list[int]:
+    """Put dead rows back to pending, due now, with a fresh attempt count; their ids.
+
+    `received_at` restarts too, so a replayed row gets the full 72 hours of retries.
+    `ids=None` replays every dead row (of `destination`). A conditional update on
+    the dead state: a row someone changed meanwhile is left alone (and not returned).
+    """
+    return _update_dead(
+        conn,
+        ids,
+        destination,
+        state=State.PENDING,
+        available_at=now,
+        received_at=now,
+        attempts=0,
+        finished_at=None,
+        error=None,
+        error_code=None,
     )
 
 
-def heartbeat(conn: sa.Connection, name: str, now: float, paused: str | None) -> None:
-    """A worker reports that it is alive (and whether delivery is paused)."""
-    conn.execute(_sql(conn).heartbeat, {"name": name, "seen_at": now, "paused": paused})
+def discard(
+    conn: sa.Connection, ids: Sequence[int] | None, destination: str | None, now: float
+) -> list[int]:
+    """Mark dead rows dropped (never delivered, kept with their error); their ids."""
+    return _update_dead(conn, ids, destination, state=State.DROPPED, finished_at=now)
+
+
+def _update_dead(
+    conn: sa.Connection, ids: Sequence[int] | None, destination: str | None, **values: Any
+) -> list[int]:
+    stmt = outbox.update().where(_dead(ids, destination)).values(**values)
+    return sorted(conn.execute(stmt.returning(outbox.c.id)).scalars())

@@ -21,7 +21,7 @@ received = sa.Table(
 )
 
 # Requests to Segment's tracking API (/v1/*) as they arrived, waiting for the
-# worker to validate, de-duplicate and map them (app/ingest/intake.py). Storing a
+# worker to validate, de-duplicate and map them (app/pipeline/intake.py). Storing a
 # request whole is one insert, however many messages it carries.
 inbox = sa.Table(
     "inbox",
@@ -32,8 +32,10 @@ inbox = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
 )
 
-# One row per outgoing call. `available_at` is both the retry time and the lease:
-# a claim pushes it a lease ahead, so work held by a dead worker comes back.
+# One row per outgoing call; `body` is exactly what leaves (a Drip record, or a
+# Segment message as analytics-python sends it). `available_at` is both the retry
+# time and the lease: a claim pushes it a lease ahead, so work held by a dead
+# worker comes back.
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -41,6 +43,7 @@ outbox = sa.Table(
     sa.Column("destination", sa.String(16), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("person", sa.String(320), nullable=False),
+    sa.Column("email", sa.String(320)),  # who the call is about (NULL: rows before 0004)
     sa.Column("campaign_id", sa.String(32)),
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("message_id", sa.String(200), nullable=False),
@@ -71,7 +74,7 @@ skipped = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
 )
 
-# The last email seen for a userId or anonymousId (SPEC 4.1).
+# The last email seen for a userId or anonymousId (README, "Finding the email").
 identities = sa.Table(
     "identities",
     metadata,

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-TYPES = ("identify", "track", "page", "screen", "group", "alias")
+from app.segment_api import TYPES
 
 
 class Id(fields.Field):

@@ -6,8 +6,6 @@ closed (503) with a message that says what to set.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -15,7 +13,7 @@ import json
 from flask import Request
 
 from app.config import Config
-from app.errors import ApiError
+from app.web.errors import ApiError
 
 
 def signed_bytes(raw: bytes) -> bytes:
@@ -39,20 +37,15 @@ def signature(secret: str, raw: bytes) -> str:
 
 def presented_key(request: Request) -> str | None:
     """The key from `Authorization: Bearer <key>` or Basic auth's user part."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() == "basic":
-        try:
-            user = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return user.partition(":")[0] or None
-    return None
+    auth = request.authorization
+    if auth is None:
+        return None
+    key = auth.token if auth.type == "bearer" else auth.username
+    return key or None
 
 
-def same(given: str | None, expected: str | None) -> bool:
+def secret_matches(given: str | None, expected: str | None) -> bool:
+    """A constant-time comparison; nothing matches a missing secret."""
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
@@ -70,7 +63,7 @@ def check_webhook(config: Config, request: Request, raw: bytes) -> None:
         )
     given = request.headers.get("X-Signature")
     if given and secret:
-        if same(given.strip().lower(), signature(secret, raw)):
+        if secret_matches(given.strip().lower(), signature(secret, raw)):
             return
         raise ApiError(
             401,
@@ -78,7 +71,7 @@ def check_webhook(config: Config, request: Request, raw: bytes) -> None:
             "X-Signature does not match: check that SEGMENT_SHARED_SECRET equals "
             "the shared secret in Segment's Webhooks destination settings.",
         )
-    if same(presented_key(request), key):
+    if secret_matches(presented_key(request), key):
         return
     raise ApiError(401, "unauthorized", _how_to_auth(secret, key))
 
@@ -93,7 +86,7 @@ def check_write_key(config: Config, request: Request, body_key: object) -> None:
             "Set BRIDGE_WRITE_KEY and use it as the write key of the Segment library.",
         )
     given = presented_key(request) or (body_key if isinstance(body_key, str) else None)
-    if not same(given, key):
+    if not secret_matches(given, key):
         raise ApiError(
             401,
             "unauthorized",

@@ -6,18 +6,16 @@ import os
 import time
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app import store
-from app.delivery.runner import shared_budgets
-from app.store import inbox
-from app.store.tables import outbox, workers
+from app.delivery.budget import shared_budgets
+from app.store import inbox, outbox, workers
 
 bp = Blueprint("ops", __name__)
-WORKER_FRESH = 60.0  # a worker must have reported within this many seconds
 
 
 @bp.get("/healthz")
@@ -29,10 +27,9 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     try:
         with store.reading(store.engine()) as conn:
-            beats = conn.execute(sa.select(workers.c.seen_at, workers.c.paused)).all()
+            fresh = workers.running(conn, time.time())
     except sa.exc.DBAPIError as exc:
         return _not_ready(f"database unavailable: {type(exc.orig or exc).__name__}")
-    fresh = [b for b in beats if time.time() - b.seen_at < WORKER_FRESH]
     if not fresh:
         return _not_ready(
             "no delivery worker has reported in the last minute; start `drip-bridge worker`"
@@ -71,19 +68,15 @@ class StoreCollector(Collector):
         dead = GaugeMetricFamily(
             "bridge_dead_letters_waiting", "Dead letters", labels=["destination"]
         )
-        query = (
-            sa.select(outbox.c.destination, outbox.c.state, sa.func.count())
-            .where(outbox.c.state.in_(("pending", "dead")))
-            .group_by(outbox.c.destination, outbox.c.state)
-        )
         with store.reading(store.engine()) as conn:
-            for destination, state, count in conn.execute(query):
-                (backlog if state == "pending" else dead).add_metric([destination], count)
+            counts = outbox.counts_by_state(conn)
             waiting = GaugeMetricFamily(
                 "bridge_inbox_waiting",
                 "Tracking-API requests stored and not yet mapped",
                 inbox.waiting(conn),
             )
+        for (destination, state), count in counts.items():
+            (backlog if state == outbox.State.PENDING else dead).add_metric([destination], count)
         return [waiting, backlog, dead, left]
 
 
@@ -91,7 +84,3 @@ def _store_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector())
     return registry
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)

@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from app.mapping.to_segment import parse_occurred_at
+from app.drip_api import parse_time
 
 EVENT_PATTERN = re.compile(r"\Asubscriber\.[a-z0-9]+(?:_[a-z0-9]+)*\Z")  # \Z: no trailing newline
 
@@ -54,7 +54,7 @@ class IsoDateTimeString(fields.Field[str]):
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
         try:
-            parse_occurred_at(value)
+            parse_time(value)
         except ValueError as error:
             raise self.make_error("invalid", reason=str(error)) from None
         return str(value)

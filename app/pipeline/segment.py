@@ -1,8 +1,8 @@
-"""Store accepted messages: de-duplicate, map, remember identities, enqueue.
+"""Segment messages -> stored Drip calls: check, de-duplicate, map, store.
 
 Used by /segment, where one request is one transaction (an answer of 200 means
-every accepted message of it is committed; when the store fails, nothing of it is
-acknowledged), and by the worker's intake of the inbox (app/ingest/intake.py).
+every accepted message of it is committed; when the store fails, nothing of it
+is acknowledged), and by the worker's intake of the inbox (`intake.py`).
 """
 
 from __future__ import annotations
@@ -19,19 +19,20 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.config import Config
-from app.errors import ApiError
-from app.ingest.segment_schema import problems
 from app.mapping.to_drip import map_message
-from app.mapping.to_segment import is_echo
 from app.mapping.types import Options, Outcome
-from app.store import outbox
+from app.pipeline.errors import Malformed
+from app.pipeline.segment_schema import problems
+from app.segment_api import is_echo
+from app.store import outbox, people, received
 
 log = logging.getLogger(__name__)
+SOURCE = "segment"
 
 
 @dataclass
 class Summary:
-    """The answer to one ingest request."""
+    """What became of a request's messages."""
 
     accepted_ids: list[str] = field(default_factory=list)
     duplicate_ids: list[str] = field(default_factory=list)
@@ -51,6 +52,16 @@ class Summary:
         return body
 
 
+@dataclass
+class Checked:
+    """Messages sorted before any I/O: the valid ones by id, and skips."""
+
+    summary: Summary
+    valid: dict[str, dict[str, Any]]
+    skips: list[received.Skip]
+    received_at: dict[str, float] = field(default_factory=dict)  # by id; default: now
+
+
 def message_id(message: dict[str, Any]) -> str:
     """Segment's messageId, or a content hash so that exact re-sends still de-duplicate."""
     given = message.get("messageId")
@@ -60,36 +71,20 @@ def message_id(message: dict[str, Any]) -> str:
     return "sha1-" + hashlib.sha1(canonical.encode()).hexdigest()
 
 
-@dataclass
-class Checked:
-    """Messages sorted before any I/O: the valid ones by id, and skips."""
+def accept(engine: sa.Engine, config: Config, messages: list[Any], single: bool) -> Summary:
+    """Check, map and store Segment messages in one transaction; bad ones are skipped.
 
-    summary: Summary
-    valid: dict[str, dict[str, Any]]
-    skips: list[outbox.Skip]
-    received_at: dict[str, float] = field(default_factory=dict)  # by id; default: now
-
-
-def store_segment(
-    engine: sa.Engine,
-    config: Config,
-    messages: list[Any],
-    max_message_bytes: int | None = None,
-    single: bool = False,
-) -> Summary:
-    """Validate, map and store Segment messages; the bad ones are skipped with a reason.
-
-    A `single` message that is not valid is refused whole (ApiError 400) instead.
+    A `single` message that is not valid is refused whole (Malformed) instead.
     """
-    checked = check_segment(messages, max_message_bytes, single)
+    checked = check(messages, None, single)
     with store.writing(engine) as conn:
-        summary = ingest_segment(conn, config, checked, time.time())
-    metrics.RECEIVED.labels("segment").inc(len(messages))
-    count("segment", summary)
+        summary = store_checked(conn, config, checked, time.time())
+    metrics.RECEIVED.labels(SOURCE).inc(len(messages))
+    count(summary)
     return summary
 
 
-def check_segment(
+def check(
     messages: Sequence[Any],
     max_message_bytes: int | None,
     single: bool,
@@ -112,41 +107,42 @@ def check_segment(
                 checked.received_at[mid] = received_at[i]
     if single and checked.skips and checked.skips[0].reason == "invalid_message":
         detail = checked.skips[0].detail
-        raise ApiError(
-            400, "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
+        raise Malformed(
+            "invalid_message", f"Not a valid Segment message: {detail}.", {"problems": detail}
         )
     return checked
 
 
-def ingest_segment(conn: sa.Connection, config: Config, checked: Checked, now: float) -> Summary:
-    """Store checked messages in `conn`'s transaction; what was stored, and why not.
+def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: float) -> Summary:
+    """Map and store checked messages in `conn`'s transaction; what was stored, and why not.
 
     A request costs a fixed handful of statements, whatever its size: one insert of
     the message ids (which finds the duplicates), one read of the emails known for
-    its ids (only when a message needs one), then one write each for identities,
-    outgoing calls and skips.
+    its ids, then one write each for identities, outgoing calls and skips.
     """
     summary, valid, skips = checked.summary, checked.valid, checked.skips
-    fresh = outbox.accept(conn, "segment", list(valid.items()), now, checked.received_at)
+    fresh = received.accept(conn, SOURCE, list(valid.items()), now, checked.received_at)
     summary.duplicate_ids += [mid for mid in valid if mid not in fresh]
-    known = outbox.KnownEmails(conn, _ids(m for mid, m in valid.items() if mid in fresh))
+    mapped = [(mid, m) for mid, m in valid.items() if mid in fresh]
+    known = people.known_emails(conn, _ids(m for _, m in mapped))
+    learned: dict[str, str] = {}
     options = Options(campaign_id=config.drip_campaign_id)
-    for mid, message in valid.items():
-        if mid in fresh:
-            outcome = map_message(message, known, options)
-            known.learned.update(outcome.learned)
-            at = checked.received_at.get(mid, now)
-            summary.calls += _outcome(conn, summary, skips, mid, message, outcome, at)
-    outbox.learn(conn, known.learned, now)
+    for mid, message in mapped:
+        outcome = map_message(message, known, options)
+        known |= outcome.learned  # later messages of the request see what it taught
+        learned |= outcome.learned
+        at = checked.received_at.get(mid, now)
+        summary.calls += _account(conn, summary, skips, mid, message, outcome, at)
+    people.learn(conn, learned, now)
     outbox.enqueue(conn, summary.calls, now)
-    outbox.record_skips(conn, skips, now)
+    received.record_skips(conn, skips, now)
     return summary
 
 
-def _outcome(
+def _account(
     conn: sa.Connection,
     summary: Summary,
-    skips: list[outbox.Skip],
+    skips: list[received.Skip],
     mid: str,
     message: dict[str, Any],
     outcome: Outcome,
@@ -170,12 +166,12 @@ def _ids(messages: Iterable[dict[str, Any]]) -> set[str]:
     }
 
 
-def count(source: str, summary: Summary) -> None:
+def count(summary: Summary) -> None:
     """Metrics for what was committed (nothing is counted for a failed transaction)."""
-    metrics.ACCEPTED.labels(source).inc(len(summary.accepted_ids))
-    metrics.DUPLICATES.labels(source).inc(len(summary.duplicate_ids))
+    metrics.ACCEPTED.labels(SOURCE).inc(len(summary.accepted_ids))
+    metrics.DUPLICATES.labels(SOURCE).inc(len(summary.duplicate_ids))
     for entry in summary.skipped:
-        metrics.SKIPPED.labels(source, entry["reason"]).inc()
+        metrics.SKIPPED.labels(SOURCE, entry["reason"]).inc()
 
 
 def _reject_reason(message: Any, max_bytes: int | None) -> tuple[str | None, str | None]:
@@ -192,7 +188,7 @@ def _reject_reason(message: Any, max_bytes: int | None) -> tuple[str | None, str
 def _pending(
     conn: sa.Connection, mid: str, message: dict[str, Any], outcome: Outcome, now: float
 ) -> list[outbox.Pending]:
-    """Drip calls to make; a campaign subscription only the first time (SPEC 4.2).
+    """Drip calls to make; a campaign subscription only the first time per person.
 
     The ordering key is the userId when there is one, else the email: a change of
     email (`new_email`) then stays in order with what came before and after it.
@@ -200,15 +196,17 @@ def _pending(
     user_id = message.get("userId")
     person = f"user:{user_id}" if user_id else None
     return [
-        outbox.Pending(mid, "drip", c.kind, person or c.email.lower(), c.record, c.campaign_id, now)
+        outbox.Pending(
+            mid, "drip", c.kind, person or c.email.lower(), c.email, c.record, c.campaign_id, now
+        )
         for c in outcome.calls
-        if c.campaign_id is None or outbox.join_campaign(conn, c.email.lower(), c.campaign_id, now)
+        if c.campaign_id is None or people.join_campaign(conn, c.email.lower(), c.campaign_id, now)
     ]
 
 
-def _skip(summary: Summary, message: Any, reason: str, detail: str | None) -> outbox.Skip:
+def _skip(summary: Summary, message: Any, reason: str, detail: str | None) -> received.Skip:
     mid = message_id(message) if isinstance(message, dict) else None
     entry = {"messageId": mid, "reason": reason} | ({"detail": detail} if detail else {})
     summary.skipped.append(entry)
     log.info("skipped segment message %s: %s", mid, detail or reason)
-    return outbox.Skip("segment", mid, reason, detail, message)
+    return received.Skip(SOURCE, mid, reason, detail, message)

@@ -18,9 +18,10 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.config import Config
-from app.ingest.accept import check_segment, count, ingest_segment
-from app.ingest.segment import MESSAGE_LIMIT, v1_messages
-from app.store import inbox, outbox
+from app.pipeline import segment
+from app.pipeline.messages import tracking_api_messages
+from app.segment_api import MESSAGE_LIMIT
+from app.store import inbox, received
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 MESSAGES = 200
 
 
-def take(engine: sa.Engine, config: Config) -> bool:
+def map_waiting(engine: sa.Engine, config: Config) -> bool:
     """Map and enqueue the oldest waiting requests; False when none were waiting.
 
     A request that cannot be mapped (a bug, or a row this version cannot read)
@@ -59,16 +60,16 @@ def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
         for row in inbox.oldest(conn, limit):
             if len(messages) >= limit:
                 break
-            batch = v1_messages(row.kind, json.loads(row.body))
+            batch = tracking_api_messages(row.kind, json.loads(row.body))
             messages += batch
             received_at += [row.received_at] * len(batch)
             taken.append(row.id)
         if not taken:
             return False
-        checked = check_segment(messages, MESSAGE_LIMIT, single=False, received_at=received_at)
-        summary = ingest_segment(conn, config, checked, time.time())
+        checked = segment.check(messages, MESSAGE_LIMIT, single=False, received_at=received_at)
+        summary = segment.store_checked(conn, config, checked, time.time())
         inbox.remove(conn, taken)
-    count("segment", summary)
+    segment.count(summary)
     return True
 
 
@@ -80,8 +81,8 @@ def _set_aside(engine: sa.Engine, error: str) -> None:
             return
         (row,) = rows
         payload = {"kind": row.kind, "body": row.body}
-        skip = outbox.Skip("segment", None, "mapping_failed", error, payload)
-        outbox.record_skips(conn, [skip], time.time())
+        skip = received.Skip("segment", None, "mapping_failed", error, payload)
+        received.record_skips(conn, [skip], time.time())
         inbox.remove(conn, [row.id])
     metrics.SKIPPED.labels("segment", "mapping_failed").inc()
     log.error("set aside inbox request %s: it could not be mapped", row.id)

@@ -1,4 +1,5 @@
-"""One error shape for every HTTP error, registered once in the factory."""
+"""One error shape for every HTTP error, registered once in the factory; the pipeline's
+refusals and the store's failures become answers here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+
+from app.pipeline.errors import Malformed, Refused, WrongAccount
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,15 @@ def _http_error(exc: HTTPException) -> Response:
     return error_response(ApiError(status, code, message))
 
 
+REFUSED_STATUS: dict[type[Refused], int] = {Malformed: 400, WrongAccount: 403}
+
+
+def _refused(error: Refused) -> Response:
+    status = REFUSED_STATUS.get(type(error), 400)
+    return error_response(ApiError(status, error.code, error.message, error.details))
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, error_response)
+    app.register_error_handler(Refused, _refused)
     app.register_error_handler(HTTPException, _http_error)

@@ -1,0 +1,92 @@
+"""A Drip webhook -> a stored Segment Track message: check, de-duplicate, map, store.
+
+The Track is built by analytics-python exactly as it will be sent, so the outbox
+row is the message itself and the worker only posts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from marshmallow import ValidationError
+
+from app import __version__, metrics
+from app.config import Config
+from app.drip_api import WEBHOOK_EVENTS
+from app.mapping.to_segment import event_id, is_forwarded, to_track
+from app.pipeline.drip_schema import DripWebhookSchema
+from app.pipeline.errors import Malformed, WrongAccount
+from app.segment_api import MESSAGE_LIMIT, track_message
+from app.store import outbox, received
+
+log = logging.getLogger(__name__)
+SOURCE = "drip"
+SCHEMA = DripWebhookSchema()
+
+
+def load_envelope(body: Any, account_id: str) -> dict[str, Any]:
+    """The envelope, checked by the schema (Malformed) and for the account (WrongAccount)."""
+    try:
+        envelope: dict[str, Any] = SCHEMA.load(body)
+    except ValidationError as exc:
+        raise Malformed(
+            "invalid_webhook",
+            "Not a Drip webhook envelope; see details for each field.",
+            {"fields": exc.messages},
+        ) from exc
+    account = envelope["data"]["account_id"]
+    if account != account_id:
+        raise WrongAccount(
+            "wrong_account",
+            f"This webhook is for Drip account {account}, but the bridge serves account "
+            f"{account_id} (DRIP_ACCOUNT_ID).",
+        )
+    return envelope
+
+
+def accept(
+    conn: sa.Connection, envelope: dict[str, Any], cfg: Config, now: float
+) -> dict[str, Any]:
+    """Store one envelope in `conn`'s transaction; the answer says what became of it."""
+    mid = event_id(envelope)
+    answer: dict[str, Any] = {"success": True, "id": mid}
+    if not received.accept(conn, SOURCE, [(mid, envelope)], now):
+        return answer | {"duplicate": True}
+    reason, message = _track(envelope, cfg)
+    if message is None:
+        skip = received.Skip(SOURCE, mid, reason, envelope["event"], envelope)
+        received.record_skips(conn, [skip], now)
+        return answer | {"skipped": reason}
+    email = envelope["data"]["subscriber"]["email"]
+    call = outbox.Pending(mid, "segment", "track", email.lower(), email, message)
+    outbox.enqueue(conn, [call], now)
+    return answer
+
+
+def _track(envelope: dict[str, Any], cfg: Config) -> tuple[str, dict[str, Any] | None]:
+    """The Track message to send, or why there is none."""
+    event = envelope["event"]
+    if event not in WEBHOOK_EVENTS:
+        return "unknown_event", None
+    if not is_forwarded(event, cfg.drip_forward_events):
+        return "not_forwarded", None
+    if not envelope["data"]["subscriber"].get("email"):
+        return "missing_email", None
+    try:
+        return "", track_message(**to_track(envelope, __version__))
+    except RuntimeError:
+        log.warning("Drip event %s is over Segment's %d KB", event, MESSAGE_LIMIT // 1024)
+        return "too_large", None
+
+
+def count(answer: dict[str, Any]) -> None:
+    """Metrics for one committed webhook."""
+    metrics.RECEIVED.labels(SOURCE).inc()
+    if answer.get("duplicate"):
+        metrics.DUPLICATES.labels(SOURCE).inc()
+    elif "skipped" in answer:
+        metrics.SKIPPED.labels(SOURCE, answer["skipped"]).inc()
+    else:
+        metrics.ACCEPTED.labels(SOURCE).inc()
