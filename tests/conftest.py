@@ -76,16 +76,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> 
 @pytest.fixture
 def fake_drip() -> Iterator[FakeDrip]:
     fake = FakeDrip(token=DRIP_TOKEN, account_id=ACCOUNT_ID)
-    with fake.serve() as served:
-        fake.url = served.url  # type: ignore[attr-defined]
+    with fake.serve():
         yield fake
 
 
 @pytest.fixture
 def fake_segment() -> Iterator[FakeSegment]:
     fake = FakeSegment(write_key=SEGMENT_KEY)
-    with fake.serve() as served:
-        fake.url = served.url  # type: ignore[attr-defined]
+    with fake.serve():
         yield fake
 
 
@@ -107,7 +105,7 @@ def make_config(
 
 @pytest.fixture
 def config(database_url: str, fake_drip: FakeDrip, fake_segment: FakeSegment) -> Config:
-    return make_config(database_url, fake_drip.url, fake_segment.url)  # type: ignore[attr-defined]
+    return make_config(database_url, fake_drip.url, fake_segment.url)
 
 
 @pytest.fixture

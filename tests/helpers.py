@@ -10,6 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.test import TestResponse
 
 from app.store.tables import outbox, received, skipped
 
@@ -58,3 +61,21 @@ def rows(app: Flask, table: sa.Table = outbox) -> list[sa.Row[Any]]:
 
 
 __all__ = ["outbox", "received", "skipped"]
+
+
+def answer(response: TestResponse) -> Any:
+    """The JSON body of a response (it must have one)."""
+    body = response.get_json()
+    assert body is not None, response.data
+    return body
+
+
+def metrics(client: FlaskClient, **labels: str) -> dict[str, float]:
+    """The samples of /metrics with exactly `labels` (or none), by name."""
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels in ({}, labels)
+    }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from flask.testing import FlaskClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.config import Config
@@ -19,7 +20,7 @@ from app.simulators.drip import FakeDrip
 from app.simulators.server import serve
 from app.store import upgrade
 from tests.conftest import DRIP_TOKEN, SHARED_SECRET, WEBHOOK_TOKEN, WRITE_KEY
-from tests.helpers import IDENTIFY, INVALID_EMAIL, TRACK, bearer, dumps, rows
+from tests.helpers import IDENTIFY, INVALID_EMAIL, TRACK, answer, bearer, dumps, rows
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "dashboard-test-password"
@@ -128,7 +129,7 @@ def test_a_form_posted_from_another_site_is_refused(admin_url: str) -> None:
     assert response.json()["error"]["code"] == "cross_origin"
 
 
-def test_without_admin_password_there_is_no_dashboard(client: object) -> None:
-    response = client.get("/admin")  # type: ignore[attr-defined]
+def test_without_admin_password_there_is_no_dashboard(client: FlaskClient) -> None:
+    response = client.get("/admin")
     assert response.status_code == 404
-    assert "set ADMIN_PASSWORD" in response.json["error"]["message"]
+    assert "set ADMIN_PASSWORD" in answer(response)["error"]["message"]

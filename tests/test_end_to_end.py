@@ -33,7 +33,7 @@ def bridge_env(database_url: str, drip_url: str, **extra: str) -> dict[str, str]
 def test_a_segment_client_delivers_through_gunicorn_and_the_worker(
     database_url: str, fake_drip: FakeDrip, processes: Callable[[dict[str, str]], Processes]
 ) -> None:
-    procs = processes(bridge_env(database_url, fake_drip.url))  # type: ignore[attr-defined]
+    procs = processes(bridge_env(database_url, fake_drip.url))
     url = procs.web()
     procs.start(str(BIN / "drip-bridge"), "worker", name="worker")
 
@@ -63,7 +63,7 @@ def test_a_segment_client_delivers_through_gunicorn_and_the_worker(
 def test_a_worker_killed_mid_delivery_loses_nothing(
     database_url: str, fake_drip: FakeDrip, processes: Callable[[dict[str, str]], Processes]
 ) -> None:
-    procs = processes(bridge_env(database_url, fake_drip.url))  # type: ignore[attr-defined]
+    procs = processes(bridge_env(database_url, fake_drip.url))
     url = procs.web()
     client = Client(WRITE_KEY, host=url, sync_mode=True)
     emails = [f"p{i}@example.com" for i in range(40)]

@@ -68,10 +68,10 @@ def env(database_url: str, fake_drip: FakeDrip, fake_segment: FakeSegment) -> di
     return {
         "DRIP_ACCOUNT_ID": ACCOUNT_ID,
         "DRIP_API_TOKEN": DRIP_TOKEN,
-        "DRIP_API_URL": fake_drip.url,  # type: ignore[attr-defined]
+        "DRIP_API_URL": fake_drip.url,
         "BRIDGE_WRITE_KEY": WRITE_KEY,
         "SEGMENT_WRITE_KEY": SEGMENT_KEY,
-        "SEGMENT_API_HOST": fake_segment.url,  # type: ignore[attr-defined]
+        "SEGMENT_API_HOST": fake_segment.url,
         "DRIP_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
         "DATABASE_URL": database_url,
         "WEB_CONCURRENCY": "3",

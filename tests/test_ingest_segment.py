@@ -10,7 +10,18 @@ from flask.testing import FlaskClient
 
 from app.factory import create_app
 from tests.conftest import SHARED_SECRET, WRITE_KEY, make_config
-from tests.helpers import IDENTIFY, TRACK, basic, bearer, dumps, received, rows, sign, skipped
+from tests.helpers import (
+    IDENTIFY,
+    TRACK,
+    answer,
+    basic,
+    bearer,
+    dumps,
+    received,
+    rows,
+    sign,
+    skipped,
+)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -45,8 +56,8 @@ def test_a_batch_with_one_bad_message_keeps_the_valid_ones(client: FlaskClient, 
     bad = {"type": "track", "messageId": "m-bad", "userId": "u1"}
     response = post_segment(client, {"batch": [IDENTIFY, bad, TRACK]})
     assert response.status_code == 200
-    assert response.json["accepted"] == 2
-    assert response.json["skipped"] == [
+    assert answer(response)["accepted"] == 2
+    assert answer(response)["skipped"] == [
         {
             "messageId": "m-bad",
             "reason": "invalid_message",
@@ -60,7 +71,20 @@ def test_a_batch_with_one_bad_message_keeps_the_valid_ones(client: FlaskClient, 
 def test_a_track_without_any_email_is_skipped_as_missing_email(client: FlaskClient) -> None:
     lonely = TRACK | {"userId": "nobody-knows", "messageId": "m-lonely"}
     response = post_segment(client, lonely)
-    assert response.json["skipped"] == [{"messageId": "m-lonely", "reason": "missing_email"}]
+    assert answer(response)["skipped"] == [{"messageId": "m-lonely", "reason": "missing_email"}]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_an_email_drip_would_refuse_is_skipped_alone_and_in_a_batch_alike(
+    client: FlaskClient, app: Flask, batched: bool
+) -> None:
+    message = IDENTIFY | {"traits": {"email": "ada@example.com."}}  # a trailing dot
+    response = post_segment(client, [message] if batched else message)
+    assert answer(response)["skipped"] == [{"messageId": "m-identify-1", "reason": "missing_email"}]
+    assert answer(response)["problems"] == [
+        {"messageId": "m-identify-1", "field": "traits.email", "reason": "not an email address"}
+    ]
+    assert rows(app) == []
 
 
 def test_a_message_sent_by_the_bridge_itself_is_skipped_by_the_loop_guard(
@@ -68,7 +92,7 @@ def test_a_message_sent_by_the_bridge_itself_is_skipped_by_the_loop_guard(
 ) -> None:
     echo = TRACK | {"messageId": "m-echo", "context": {"integration": {"name": "drip-bridge"}}}
     response = post_segment(client, echo)
-    assert response.json["skipped"][0]["reason"] == "loop_guard"
+    assert answer(response)["skipped"][0]["reason"] == "loop_guard"
 
 
 @pytest.mark.parametrize(
@@ -88,8 +112,8 @@ def test_bad_bodies_get_400_saying_what_to_fix(
 ) -> None:
     response = client.post("/segment", data=body, headers=JSON | bearer(WRITE_KEY))
     assert response.status_code == status
-    assert response.json["error"]["code"] == code
-    assert says in response.json["error"]["message"]
+    assert answer(response)["error"]["code"] == code
+    assert says in answer(response)["error"]["message"]
 
 
 def test_a_body_that_is_not_json_content_is_415(client: FlaskClient) -> None:
@@ -110,7 +134,7 @@ def test_a_body_over_512_kb_is_413(client: FlaskClient) -> None:
     big = IDENTIFY | {"traits": {"email": "a@b.co", "blob": "x" * 600_000}}
     response = post_segment(client, big)
     assert response.status_code == 413
-    assert response.json["error"]["code"] == "payload_too_large"
+    assert answer(response)["error"]["code"] == "payload_too_large"
 
 
 def test_a_valid_signature_over_the_raw_body_is_accepted(client: FlaskClient) -> None:
@@ -119,7 +143,7 @@ def test_a_valid_signature_over_the_raw_body_is_accepted(client: FlaskClient) ->
         "/segment", data=raw, headers=JSON | {"X-Signature": sign(SHARED_SECRET, raw)}
     )
     assert response.status_code == 200
-    assert response.json["accepted"] == 1
+    assert answer(response)["accepted"] == 1
 
 
 def test_an_array_is_verified_over_its_first_element_exactly_as_sent(client: FlaskClient) -> None:
@@ -129,7 +153,7 @@ def test_an_array_is_verified_over_its_first_element_exactly_as_sent(client: Fla
         "/segment", data=raw, headers=JSON | {"X-Signature": sign(SHARED_SECRET, first)}
     )
     assert response.status_code == 200
-    assert response.json["accepted"] == 2
+    assert answer(response)["accepted"] == 2
 
 
 def test_a_wrong_signature_is_401_and_says_which_secret_to_check(
@@ -138,8 +162,8 @@ def test_a_wrong_signature_is_401_and_says_which_secret_to_check(
     raw = dumps(IDENTIFY)
     response = client.post("/segment", data=raw, headers=JSON | {"X-Signature": sign("wrong", raw)})
     assert response.status_code == 401
-    assert response.json["error"]["code"] == "bad_signature"
-    assert "SEGMENT_SHARED_SECRET" in response.json["error"]["message"]
+    assert answer(response)["error"]["code"] == "bad_signature"
+    assert "SEGMENT_SHARED_SECRET" in answer(response)["error"]["message"]
     assert rows(app, received) == []
 
 
@@ -151,7 +175,7 @@ def test_a_wrong_signature_is_401_and_says_which_secret_to_check(
 def test_missing_or_wrong_keys_are_401(client: FlaskClient, headers: dict[str, str]) -> None:
     response = client.post("/segment", data=dumps(IDENTIFY), headers=JSON | headers)
     assert response.status_code == 401
-    assert response.json["error"]["code"] == "unauthorized"
+    assert answer(response)["error"]["code"] == "unauthorized"
 
 
 def test_basic_auth_with_the_write_key_as_user_is_accepted(client: FlaskClient) -> None:
@@ -166,7 +190,7 @@ def test_with_no_secret_configured_the_endpoint_fails_closed(database_url: str) 
     client = create_app(config).test_client()
     response = client.post("/segment", data=dumps(IDENTIFY), headers=JSON)
     assert response.status_code == 503
-    assert "SEGMENT_SHARED_SECRET" in response.json["error"]["message"]
+    assert "SEGMENT_SHARED_SECRET" in answer(response)["error"]["message"]
 
 
 def test_when_the_store_is_down_nothing_is_acknowledged() -> None:
@@ -175,4 +199,4 @@ def test_when_the_store_is_down_nothing_is_acknowledged() -> None:
     response = client.post("/segment", data=dumps(IDENTIFY), headers=JSON | bearer(WRITE_KEY))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
-    assert response.json["error"]["code"] == "store_unavailable"
+    assert answer(response)["error"]["code"] == "store_unavailable"

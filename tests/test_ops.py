@@ -6,7 +6,8 @@ from flask.testing import FlaskClient
 
 from app.delivery.worker import Worker
 from app.factory import create_app
-from tests.conftest import make_config
+from tests.conftest import WRITE_KEY, make_config
+from tests.helpers import IDENTIFY, bearer
 
 
 def test_healthz_answers_while_the_process_serves(client: FlaskClient) -> None:
@@ -34,8 +35,9 @@ def test_readyz_says_when_the_database_is_down() -> None:
     }
 
 
-def test_metrics_never_show_a_secret(client: FlaskClient) -> None:
+def test_metrics_show_the_backlog_and_never_a_secret(client: FlaskClient) -> None:
+    client.post("/segment", json=IDENTIFY, headers=bearer(WRITE_KEY))
     text = client.get("/metrics").get_data(as_text=True)
-    assert "bridge_backlog" in text
+    assert 'bridge_backlog{destination="drip"} 1.0' in text
     for secret in ("drip-test-token", "bridge-test-write-key", "segment-test-shared-secret"):
         assert secret not in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -23,8 +24,7 @@ def budget_drip() -> Iterator[FakeDrip]:
     """A fake Drip enforcing compressed budgets: 50 calls / 2 s and 1 batch call / 2 s."""
     fake = FakeDrip(token=DRIP_TOKEN, account_id=ACCOUNT_ID, rate_limit=(50, 2.0),
                     batch_rate_limit=(1, 2.0), latency=0.005)  # fmt: skip
-    with fake.serve() as served:
-        fake.url = served.url  # type: ignore[attr-defined]
+    with fake.serve():
         yield fake
 
 
@@ -34,7 +34,7 @@ def test_four_workers_stay_within_both_budgets_and_never_send_a_row_twice(
 ) -> None:
     procs = processes({
         "DRIP_ACCOUNT_ID": ACCOUNT_ID, "DRIP_API_TOKEN": DRIP_TOKEN,
-        "DRIP_API_URL": budget_drip.url,  # type: ignore[attr-defined]
+        "DRIP_API_URL": budget_drip.url,
         "DRIP_RATE_LIMIT": "50/2s", "DRIP_BATCH_RATE_LIMIT": "1/2s", "DRIP_CAMPAIGN_ID": "1111",
         "BRIDGE_WRITE_KEY": WRITE_KEY, "DATABASE_URL": database_url,
     })  # fmt: skip
@@ -67,12 +67,12 @@ def test_four_workers_stay_within_both_budgets_and_never_send_a_row_twice(
     assert set(joined.values()) == {1} and len(joined) == PEOPLE  # campaigns: one by one only
     # Each person's identify reached Drip before their event.
     order = [c for c in budget_drip.calls() if c.status < 300]
-    first_event = {}
+    first_event: dict[str, int] = {}
     for position, call in enumerate(order):
         for record in _records(call.json):
             if "action" in record:
                 first_event.setdefault(record["email"], position)
-    first_identify = {}
+    first_identify: dict[str, int] = {}
     for position, call in enumerate(order):
         for record in _records(call.json):
             if "action" not in record:
@@ -82,8 +82,10 @@ def test_four_workers_stay_within_both_budgets_and_never_send_a_row_twice(
     print(f"calls: {len(order)} ({batches} batch calls), over budget: {stats['over_budget']}")
 
 
-def _records(body: dict[str, object]) -> list[dict[str, str]]:
+def _records(body: Any) -> list[dict[str, str]]:
+    """The records of a Drip call: `{"<kind>s": [...]}` or `{"batches": [{"<kind>s": [...]}]}`."""
     if "batches" in body:
-        (inner,) = body["batches"]  # type: ignore[misc]
-        return next(iter(inner.values()))  # type: ignore[no-any-return]
-    return next(iter(body.values()))  # type: ignore[no-any-return]
+        (inner,) = body["batches"]
+        body = inner
+    records: list[dict[str, str]] = next(iter(body.values()))
+    return records

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from app.config import Rate
 from app.delivery.budget import dispose_budgets
+from app.delivery.drip_sender import DripSender
 from app.delivery.runner import create_worker
 from app.simulators.drip import FakeDrip
 from app.store import outbox as store
@@ -105,5 +106,6 @@ def test_a_429_over_the_budget_closes_it_until_the_window_turns(
     worker.step()
     assert len(fake_drip.calls()) == 1  # the other two were not tried against a closed budget
     sender = worker.senders[0]
-    assert sender.single_budget.suspended_until > time.time() + 29  # type: ignore[attr-defined]
+    assert isinstance(sender, DripSender)
+    assert sender.single_budget.suspended_until > time.time() + 29
     assert worker.step() is False

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from app import store
 from app.delivery.worker import Worker
@@ -19,7 +18,7 @@ from app.pipeline import intake
 from app.store import inbox as inbox_store
 from app.store.tables import inbox
 from tests.conftest import WRITE_KEY, drain, make_config
-from tests.helpers import IDENTIFY, TRACK, basic, dumps, received, rows, skipped
+from tests.helpers import IDENTIFY, TRACK, answer, basic, dumps, metrics, received, rows, skipped
 
 JSON = {"Content-Type": "application/json"}
 AUTH = JSON | basic(WRITE_KEY)
@@ -82,7 +81,7 @@ def test_a_single_call_over_32_kb_is_413(client: FlaskClient, app: Flask) -> Non
 def test_a_body_that_is_not_json_is_400(client: FlaskClient, app: Flask) -> None:
     response = client.post("/v1/track", data=b'{"type": "track",', headers=AUTH)
     assert response.status_code == 400
-    assert response.json["error"]["code"] == "invalid_json"
+    assert answer(response)["error"]["code"] == "invalid_json"
     assert rows(app, inbox) == []
 
 
@@ -187,7 +186,7 @@ def test_a_store_that_fails_answers_503_and_acknowledges_nothing(tmp_path: Path)
     response = post(client, "track", TRACK)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
-    assert response.json["error"]["code"] == "store_unavailable"
+    assert answer(response)["error"]["code"] == "store_unavailable"
 
 
 def test_an_unreachable_store_answers_503() -> None:
@@ -204,36 +203,25 @@ def test_a_wrong_write_key_is_401(client: FlaskClient) -> None:
 def test_a_batch_that_is_not_an_array_is_400(client: FlaskClient) -> None:
     response = post(client, "batch", {"batch": {"type": "track"}})
     assert response.status_code == 400
-    assert response.json["error"]["message"] == '"batch" must be an array of Segment messages.'
+    assert answer(response)["error"]["message"] == '"batch" must be an array of Segment messages.'
 
 
 def test_an_unknown_call_is_404(client: FlaskClient) -> None:
     response = post(client, "fly", {})
     assert response.status_code == 404
-    assert response.json["error"]["code"] == "not_found"
-
-
-def metrics(client: FlaskClient) -> dict[str, float]:
-    """The unlabelled and source="segment" samples of /metrics, by name."""
-    text = client.get("/metrics").get_data(as_text=True)
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.labels in ({}, {"source": "segment"})
-    }
+    assert answer(response)["error"]["code"] == "not_found"
 
 
 def test_metrics_show_the_requests_waiting_to_be_mapped(client: FlaskClient, app: Flask) -> None:
-    before = metrics(client)
+    before = metrics(client, source="segment")
     post(client, "identify", IDENTIFY)
     post(client, "batch", {"batch": [TRACK, TRACK | {"messageId": "m-track-2"}]})
-    during = metrics(client)
+    during = metrics(client, source="segment")
     assert during["bridge_inbox_waiting"] == 2
     received = "bridge_messages_received_total"
     assert during[received] - before.get(received, 0) == 3  # counted as they arrive
     take(app)
-    after = metrics(client)
+    after = metrics(client, source="segment")
     assert after["bridge_inbox_waiting"] == 0
     accepted = "bridge_messages_accepted_total"
     assert after[accepted] - before.get(accepted, 0) == 3  # counted once mapped

@@ -16,13 +16,13 @@ from app.store.engine import writing
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def upgrade(engine: sa.Engine) -> None:
-    """Create or migrate the schema to the newest revision."""
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Create or migrate the schema to `revision` (default: the newest)."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with writing(engine) as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 @click.group(help="Manage the database schema.")
