@@ -139,7 +139,7 @@ def webhook_chunks(body: dict[str, Any], config: Config, conn: sa.Connection) ->
         fields = exc.details.get("fields")
         detail = "; ".join(flatten(fields)) if fields else exc.message
         raise click.ClickException(f"not a Drip webhook: {detail}") from None
-    answer = drip.accept(conn, envelope, config, time.time())
+    answer = drip.store_envelope(conn, envelope, config, time.time())
     head = f"Drip webhook {envelope['event']} {answer['id']}"
     if answer.get("duplicate"):
         return [f"{head} -> duplicate (already received; nothing is sent)"]

@@ -1,4 +1,4 @@
-"""Segment message -> exact Drip calls (SPEC section 4), one table row per rule.
+"""Segment message -> exact Drip calls (docs/mapping.md), one table row per rule.
 
 Each row: a message, what the bridge already knows (id -> email), the options,
 and the exact `Outcome`. Spec examples are copied from segmentio/segment-docs

@@ -7,12 +7,13 @@ row is the message itself and the worker only posts it.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
 from marshmallow import ValidationError
 
-from app import __version__, metrics
+from app import __version__, metrics, store
 from app.config import Config
 from app.drip_api import WEBHOOK_EVENTS
 from app.mapping.to_segment import event_id, is_forwarded, to_track
@@ -46,7 +47,15 @@ def load_envelope(body: Any, account_id: str) -> dict[str, Any]:
     return envelope
 
 
-def accept(
+def accept(engine: sa.Engine, envelope: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """Store one envelope, committed on return; the answer says what became of it."""
+    with store.writing(engine) as conn:
+        answer = store_envelope(conn, envelope, cfg, time.time())
+    count(answer)
+    return answer
+
+
+def store_envelope(
     conn: sa.Connection, envelope: dict[str, Any], cfg: Config, now: float
 ) -> dict[str, Any]:
     """Store one envelope in `conn`'s transaction; the answer says what became of it."""

@@ -1,4 +1,6 @@
-"""The worker's first step: map what the tracking API stored whole (the inbox).
+"""The tracking API's inbox: requests kept whole by the web, mapped by the worker.
+
+`keep` is all an HTTP request does; `map_waiting` is the worker's first step.
 
 One worker at a time takes the oldest requests (PostgreSQL: an advisory lock;
 SQLite: the write lock), so a person's messages are mapped in the order they
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 from app import metrics, store
 from app.config import Config
 from app.pipeline import segment
-from app.pipeline.messages import tracking_api_messages
+from app.pipeline.messages import secret_free, tracking_api_messages
 from app.segment_api import MESSAGE_LIMIT
 from app.store import inbox, received
 
@@ -28,6 +30,13 @@ log = logging.getLogger(__name__)
 # Messages per transaction, so that SQLite's write lock (which ingest waits for)
 # is held for milliseconds; a request is never split, so a large batch goes alone.
 MESSAGES = 200
+
+
+def keep(engine: sa.Engine, kind: str, raw: bytes, body: dict[str, Any], count: int) -> None:
+    """Store one tracking-API request whole (without writeKeys), committed on return;
+    `count` is how many messages it carries."""
+    inbox.put(engine, kind, secret_free(raw, body), time.time())
+    metrics.RECEIVED.labels("segment").inc(count)
 
 
 def map_waiting(engine: sa.Engine, config: Config) -> bool:

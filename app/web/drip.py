@@ -8,7 +8,6 @@ Retry-After, never a 5xx.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -30,10 +29,8 @@ def receive() -> dict[str, Any]:
     body = parse_json(read_body(request, cfg.max_body_bytes))
     envelope = drip.load_envelope(body, cfg.drip_account_id)
     unstored = "The bridge cannot store webhooks right now; Drip re-sends rate-limited ones."
-    with store_failures_as(429, 60, unstored), store.writing(store.engine()) as conn:
-        answer = drip.accept(conn, envelope, cfg, time.time())
-    drip.count(answer)
-    return answer
+    with store_failures_as(429, 60, unstored):
+        return drip.accept(store.engine(), envelope, cfg)
 
 
 def _check_token(cfg: Config) -> None:

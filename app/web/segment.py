@@ -6,18 +6,16 @@ pipeline's (`app.pipeline.segment` now, or the worker's intake for /v1).
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from app import metrics, store
+from app import store
 from app.config import Config
-from app.pipeline import segment
-from app.pipeline.messages import batch_of, messages_of, secret_free
+from app.pipeline import intake, segment
+from app.pipeline.messages import batch_of, messages_of
 from app.segment_api import BATCH_LIMIT, MESSAGE_LIMIT, TYPES
-from app.store import inbox
 from app.web import auth
 from app.web.body import parse_json, read_body
 from app.web.errors import ApiError, store_failures_as
@@ -63,8 +61,7 @@ def tracking_api(kind: str) -> dict[str, Any]:
     if kind == "batch" and "batch" in body:
         received = len(batch_of(body))  # refused unless it is an array
     with _storing():
-        inbox.put(store.engine(), kind, secret_free(raw, body), time.time())
-    metrics.RECEIVED.labels("segment").inc(received)
+        intake.keep(store.engine(), kind, raw, body, received)
     return {"success": True}
 
 
