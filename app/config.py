@@ -48,6 +48,8 @@ class Config:
     bridge_write_key: str | None = field(default=None, repr=False)
     database_url: str = ""
     admin_password: str | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
+    public_url: str | None = None  # where people reach the bridge (the dashboard's origin)
     port: int = 8000
     log_format: str = "text"
     max_body_bytes: int = 512 * 1024
@@ -80,6 +82,8 @@ class Config:
             bridge_write_key=get("BRIDGE_WRITE_KEY"),
             database_url=_database_url(get("DATABASE_URL"), instance_path),
             admin_password=get("ADMIN_PASSWORD"),
+            metrics_token=get("METRICS_TOKEN"),
+            public_url=_optional_url("PUBLIC_URL", get("PUBLIC_URL")),
             port=_port(get("PORT")),
             log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log()),
         )
@@ -136,6 +140,10 @@ def _url(name: str, value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f'{name} must be an http(s) URL, got "{value}"')
     return value.rstrip("/")
+
+
+def _optional_url(name: str, value: str | None) -> str | None:
+    return None if value is None else _url(name, value)
 
 
 def parse_rate(name: str, value: str) -> Rate:

@@ -46,13 +46,23 @@ ORDER_ACTIONS = frozenset({"placed", "updated", "paid", "fulfilled", "refunded",
 FIELD_KEY = re.compile(r"^[a-z0-9_]+$")
 RESERVED_PREFIX = "drip_"
 # Drip's exact email rule is not documented; this refuses what is plainly not an
-# address, a trailing dot included. Emails are compared trimmed.
+# address, a trailing dot included, and anything over RFC 5321's 320 characters.
+# Emails are compared trimmed.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+MAX_EMAIL = 320
+# Campaign ids are numbers; one goes into a URL path, so nothing else may pass.
+CAMPAIGN_ID = re.compile(r"[0-9]{1,32}")
 
 
 def is_email(value: Any) -> bool:
     """An address Drip accepts (surrounding spaces aside)."""
-    return isinstance(value, str) and _EMAIL.fullmatch(value.strip()) is not None
+    if not isinstance(value, str) or len(value.strip()) > MAX_EMAIL:
+        return False
+    return _EMAIL.fullmatch(value.strip()) is not None
+
+
+def is_campaign_id(value: Any) -> bool:
+    return isinstance(value, str) and CAMPAIGN_ID.fullmatch(value) is not None
 
 
 def parse_time(value: Any) -> datetime:

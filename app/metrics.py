@@ -16,6 +16,11 @@ SKIPPED = Counter("bridge_messages_skipped", "Messages not forwarded", ["source"
 DELIVERED = Counter("bridge_deliveries", "Records delivered", ["destination"])
 RETRIED = Counter("bridge_retries", "Records scheduled for another attempt", ["destination"])
 DEAD = Counter("bridge_dead_letters", "Records dead-lettered", ["destination", "reason"])
+# Segment signs only the first element of an array: the others are unauthenticated.
+SIGNED_ARRAYS = Counter(
+    "bridge_signed_arrays",
+    "Signed /segment arrays of more than one message (only the first is signed)",
+)
 LATENCY = Histogram(
     "bridge_delivery_latency_seconds",
     "From acceptance to delivery",

@@ -18,6 +18,9 @@ TYPES = ("identify", "track", "page", "screen", "group", "alias")
 # http-api, "Max request size": 32 KB a message, 500 KB a batch request.
 MESSAGE_LIMIT = 32 * 1024
 BATCH_LIMIT = 500 * 1024
+# segment-docs: a batch of over 2,500 events is answered 200 and dropped. The bridge
+# refuses it with a 400 instead, so a small compressed body cannot become a flood.
+MAX_MESSAGES = 2500
 # What analytics-python puts in one request at most (its consumer's limit, under 500 KB).
 LIBRARY_BATCH_BYTES = BATCH_SIZE_LIMIT
 # analytics-python's upload_size: messages in one request to Segment.

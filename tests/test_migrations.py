@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Flask
 from segment.analytics.version import VERSION as LIBRARY_VERSION
 
 from app import __version__
-from app.store import create_engine, upgrade
-from app.store.tables import outbox
+from app.store import create_engine, received, upgrade
+from app.store.tables import metadata, outbox
 from tests.conftest import ACCOUNT_ID
 
 ENVELOPE = {
@@ -23,6 +22,13 @@ ENVELOPE = {
 RECORD = {"email": "grace@example.com", "action": "Signed Up"}
 
 
+def _empty(engine: sa.Engine) -> None:
+    """No schema at all (the fixture's PostgreSQL database comes migrated)."""
+    with engine.begin() as conn:
+        for table in (*reversed(metadata.sorted_tables), "alembic_version"):
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+
+
 def _row(destination: str, body: object, state: str = "pending") -> dict[str, object]:
     return {"destination": destination, "kind": "track" if destination == "segment" else "event",
             "person": "p", "body": body, "message_id": f"m-{destination}-{state}",
@@ -31,11 +37,7 @@ def _row(destination: str, body: object, state: str = "pending") -> dict[str, ob
 
 def test_0004_maps_waiting_segment_rows_and_names_each_rows_person(database_url: str) -> None:
     engine = create_engine(database_url)
-    with engine.begin() as conn:  # a fresh database (the fixture's PostgreSQL one is migrated)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        for table in ("outbox", "inbox", "workers", "skipped", "received", "identities",
-                      "campaign_members"):  # fmt: skip
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    _empty(engine)
     upgrade(engine, "0003")
     unmappable = {"event": "subscriber.opened_email", "data": {"subscriber": {}}}
     with engine.begin() as conn:
@@ -71,7 +73,20 @@ def test_0004_maps_waiting_segment_rows_and_names_each_rows_person(database_url:
     assert (rows[3].body, rows[3].email) == (ENVELOPE, None)  # delivered: left as it was
 
 
-def test_a_migrated_store_serves_the_app(app: Flask) -> None:
-    with app.extensions["engine"].connect() as conn:
-        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0004"
+def test_0005_keeps_received_ids_and_keys_them_by_source(database_url: str) -> None:
+    engine = create_engine(database_url)
+    _empty(engine)
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO received (message_id, source, payload, received_at) "
+                "VALUES ('drip-abc', 'segment', '{}', 1.0)"
+            )
+        )
+    upgrade(engine)
+    with engine.begin() as conn:
+        fresh = received.accept(conn, "drip", [("drip-abc", {}), ("m-2", {})], 2.0)
+        again = received.accept(conn, "segment", [("drip-abc", {})], 3.0)
+    engine.dispose()
+    assert (fresh, again) == ({"drip-abc", "m-2"}, set())  # each source its own ids

@@ -32,6 +32,7 @@ from app.web.errors import ApiError
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin", template_folder="templates")
 ACTIONS = {"replay": outbox.replay, "discard": outbox.discard}
+MAX_ID = 2**63 - 1  # outbox ids are 64-bit
 
 
 def _config() -> Config:
@@ -74,16 +75,40 @@ def dead_letter_action(row_id: int, action: str) -> BaseResponse:
     if action not in ACTIONS:
         raise ApiError(404, "not_found", "Dead letters can be replayed or discarded.")
     _same_origin()
-    with store.writing(store.engine()) as conn:
-        changed = ACTIONS[action](conn, [row_id], None, time.time())
-    done = f"{action}ed dead letter {row_id}" if changed else f"{row_id} is no dead letter"
+    changed = []
+    if row_id <= MAX_ID:
+        with store.writing(store.engine()) as conn:
+            changed = ACTIONS[action](conn, [row_id], None, time.time())
+    if not changed:
+        raise ApiError(
+            404, "not_found", f"No dead letter {row_id}: it was replayed or discarded already."
+        )
+    done = f"{action}ed dead letter {row_id}"
     return redirect(url_for(".page", done=done, _anchor="dead-letters"), 303)
 
 
+@bp.after_request
+def _not_framed(response: BaseResponse) -> BaseResponse:
+    """No other site may show the dashboard in a frame (and trick a click on it)."""
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    return response
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
 def _same_origin() -> None:
-    """Refuse a form posted from another site (the browser still sends our Basic auth)."""
-    origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
-    if urlsplit(origin).netloc != request.host:
+    """Refuse a form posted from another site (the browser still sends our Basic auth).
+
+    The whole origin (scheme, host, port) must be the bridge's own: PUBLIC_URL when
+    set, else the URL this request reached.
+    """
+    sent = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    ours = _config().public_url or request.host_url
+    if _origin(sent) != _origin(ours):
         raise ApiError(403, "cross_origin", "Use the buttons of the dashboard itself.")
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from app import __version__
 from app.delivery.errors import DeliveryError, from_status, parse_retry_after
-from app.drip_api import BATCH, INDIVIDUAL, Record
+from app.drip_api import BATCH, INDIVIDUAL, Record, is_campaign_id
 
 USER_AGENT = f"drip-bridge/{__version__} (+https://github.com/drip-bridge/drip-bridge)"
 
@@ -29,7 +30,13 @@ class DripClient:
     def send(self, kind: str, record: Record, campaign_id: str | None = None) -> None:
         """Deliver one record to its individual endpoint."""
         path, wrap = INDIVIDUAL[kind]
-        self._post(path.format(account=self.account_id, campaign=campaign_id), wrap([record]))
+        if "{campaign}" in path and not is_campaign_id(campaign_id):
+            # Never a path of a message's choosing: the id goes into the URL.
+            raise DeliveryError(
+                f"not a Drip campaign id: {str(campaign_id)[:40]!r}", permanent=True, code="bad_id"
+            )
+        url = path.format(account=quote(self.account_id, safe=""), campaign=campaign_id)
+        self._post(url, wrap([record]))
 
     def send_batch(self, kind: str, records: Sequence[Record]) -> None:
         """Deliver 1 to 1000 records in one batch call (processed later by Drip)."""

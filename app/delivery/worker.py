@@ -29,6 +29,9 @@ from app.store import outbox, workers
 log = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
+# A row whose delivery fails in a way no sender foresaw (a bug, a body this version
+# cannot send) is retried with backoff, then set aside as a dead letter.
+SET_ASIDE_AFTER = 5
 HEARTBEAT_EVERY = 10.0
 Row = sa.Row[Any]
 Result = tuple[Row, DeliveryError | None]
@@ -73,6 +76,14 @@ class Pause:
     reason: str
     until: float
     wait: float
+
+
+def _unforeseen(row: Row, exc: Exception) -> DeliveryError:
+    return DeliveryError(
+        f"unexpected {type(exc).__name__}: {exc}"[:500],
+        permanent=row.attempts >= SET_ASIDE_AFTER,
+        code="internal_error",
+    )
 
 
 class Worker:
@@ -130,10 +141,31 @@ class Worker:
                 )
             if rows:
                 found = True
-                # Settled group by group, so a worker killed mid-claim re-sends little.
-                for results in sender.deliver(rows, lane):
-                    self._settle(sender.destination, results)
+                self._deliver(sender, rows, lane)
         return found
+
+    def _deliver(self, sender: Sender, rows: Sequence[Row], lane: Lane) -> None:
+        """Send and settle group by group, so a worker killed mid-claim re-sends little.
+
+        An unforeseen failure does not stop the worker: the rows not yet settled are
+        tried again one at a time, so only the row that fails alone is failed (and set
+        aside after SET_ASIDE_AFTER tries); it cannot stop delivery in a loop.
+        """
+        settled: set[int] = set()
+        try:
+            for results in sender.deliver(rows, lane):
+                self._settle(sender.destination, results)
+                settled.update(row.id for row, _ in results)
+        except sa.exc.DBAPIError:
+            raise
+        except Exception as exc:
+            log.exception("delivering %s rows failed unexpectedly", sender.destination)
+            left = [row for row in rows if row.id not in settled]
+            if len(left) == 1:
+                self._settle(sender.destination, [(left[0], _unforeseen(left[0], exc))])
+            else:
+                for row in left:
+                    self._deliver(sender, [row], lane)
 
     def _settle(self, dest: str, results: list[Result]) -> None:
         now = time.time()

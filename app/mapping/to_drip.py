@@ -16,7 +16,15 @@ from app.mapping.events import AUDIENCE_EVENTS, audience_fields, event_propertie
 from app.mapping.orders import order_action, order_record
 from app.mapping.subscriber import new_email_trait, subscriber_fields
 from app.mapping.types import DripCall, Options, Outcome, Problem
-from app.mapping.values import as_bool, as_email, as_id, attempt, dig, first_usable
+from app.mapping.values import (
+    as_bool,
+    as_campaign_id,
+    as_email,
+    as_id,
+    attempt,
+    dig,
+    first_usable,
+)
 from app.segment_api import is_enabled
 
 DESTINATION = "Drip"  # the key in Segment's `integrations` object (case-sensitive)
@@ -164,7 +172,7 @@ def campaign_call(
     """Subscribe to `integrations.Drip.campaignId`, else `DRIP_CAMPAIGN_ID`, if any."""
     settings = dig(message, f"integrations.{DESTINATION}")
     settings = settings if isinstance(settings, dict) else {}
-    campaign_id = _setting(settings, "campaignId", as_id, problems) or options.campaign_id
+    campaign_id = _setting(settings, "campaignId", as_campaign_id, problems) or options.campaign_id
     if not campaign_id:
         return None
     record: dict[str, Any] = {"email": email}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.drip_api import MAX_INT, is_email, parse_time
+from app.drip_api import MAX_EMAIL, MAX_INT, is_campaign_id, is_email, parse_time
 from app.mapping.types import Problem
 
 Coerce = Callable[[Any], Any]
@@ -69,9 +69,19 @@ def first_usable(
 def as_email(value: Any) -> str:
     if not isinstance(value, str):
         raise Invalid("expected an email address string")
+    if len(value.strip()) > MAX_EMAIL:
+        raise Invalid(f"over {MAX_EMAIL} characters, longer than any email address")
     if not is_email(value):
         raise Invalid("not an email address")
     return value.strip()
+
+
+def as_campaign_id(value: Any) -> str | None:
+    """A Drip campaign id: digits only (it goes into the URL of the call)."""
+    text = as_id(value)
+    if text is not None and not is_campaign_id(text):
+        raise Invalid("not a Drip campaign id (digits only)")
+    return text
 
 
 def as_text(value: Any) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from app.drip_api import parse_time
+from app.drip_api import MAX_EMAIL, parse_time
 
 EVENT_PATTERN = re.compile(r"\Asubscriber\.[a-z0-9]+(?:_[a-z0-9]+)*\Z")  # \Z: no trailing newline
 
@@ -77,7 +77,7 @@ class SubscriberSchema(Schema):
 
     email = fields.String(
         required=True,
-        validate=_not_blank,
+        validate=[_not_blank, validate.Length(max=MAX_EMAIL)],
         error_messages={
             "required": "Missing: the subscriber's email is required to forward the event.",
             "invalid": "Must be a string: the subscriber's email address.",

@@ -21,15 +21,18 @@ import sqlalchemy as sa
 from app import metrics, store
 from app.config import Config
 from app.pipeline import segment
-from app.pipeline.messages import secret_free, tracking_api_messages
+from app.pipeline.messages import secret_free, storable, tracking_api_messages
 from app.segment_api import MESSAGE_LIMIT
 from app.store import inbox, received
 
 log = logging.getLogger(__name__)
 
 # Messages per transaction, so that SQLite's write lock (which ingest waits for)
-# is held for milliseconds; a request is never split, so a large batch goes alone.
+# is held for milliseconds; a larger request is mapped in slices of this size.
 MESSAGES = 200
+# Errors that mean the store is unreachable: the worker waits and tries again.
+# Any other failure is about the rows themselves and must not stop the rest.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 def keep(engine: sa.Engine, kind: str, raw: bytes, body: dict[str, Any], count: int) -> None:
@@ -40,58 +43,69 @@ def keep(engine: sa.Engine, kind: str, raw: bytes, body: dict[str, Any], count: 
 
 
 def map_waiting(engine: sa.Engine, config: Config) -> bool:
-    """Map and enqueue the oldest waiting requests; False when none were waiting.
+    """Map and enqueue the oldest waiting messages; False when none were waiting.
 
-    A request that cannot be mapped (a bug, or a row this version cannot read)
-    must not hold up the ones behind it: it is set aside as a skip with the error.
+    A message that cannot be mapped (a value a column refuses, a bug) must not
+    hold up the ones behind it: the slice is tried again one message at a time,
+    and the message that fails alone is set aside as a skip with the error.
     """
     try:
         return _map(engine, config, MESSAGES)
-    except sa.exc.DBAPIError:
+    except UNAVAILABLE:
         raise
     except Exception:
-        log.exception("mapping the inbox failed; trying its oldest request alone")
+        log.exception("mapping the inbox failed; trying its oldest message alone")
     try:
         return _map(engine, config, 1)
-    except sa.exc.DBAPIError:
+    except UNAVAILABLE:
         raise
     except Exception as exc:
-        log.exception("mapping the oldest inbox request failed; setting it aside")
+        log.exception("mapping the oldest inbox message failed; setting it aside")
         _set_aside(engine, f"{type(exc).__name__}: {exc}")
         return True
 
 
 def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
+    """Map up to `limit` messages from the oldest requests, in arrival order."""
     with store.writing(engine) as conn:
         messages: list[Any] = []
         received_at: list[float] = []
-        taken = []
         for row in inbox.oldest(conn, limit):
-            if len(messages) >= limit:
+            left = limit - len(messages)
+            if left <= 0:
                 break
-            batch = tracking_api_messages(row.kind, json.loads(row.body))
-            messages += batch
-            received_at += [row.received_at] * len(batch)
-            taken.append(row.id)
-        if not taken:
+            waiting = tracking_api_messages(row.kind, json.loads(row.body))[row.mapped :]
+            messages += waiting[:left]
+            received_at += [row.received_at] * len(waiting[:left])
+            inbox.advance(conn, row.id, row.mapped + left, done=len(waiting) <= left)
+        if not messages:
             return False
         checked = segment.check(messages, MESSAGE_LIMIT, single=False, received_at=received_at)
         summary = segment.store_checked(conn, config, checked, time.time())
-        inbox.remove(conn, taken)
     segment.count(summary)
     return True
 
 
 def _set_aside(engine: sa.Engine, error: str) -> None:
-    """Move the oldest request out of the inbox into the skips (shown on /admin)."""
+    """Move the oldest waiting message (or a request that cannot be read at all) into
+    the skips, shown on /admin."""
     with store.writing(engine) as conn:
         rows = inbox.oldest(conn, 1)
         if not rows:
             return
         (row,) = rows
-        payload = {"kind": row.kind, "body": row.body}
-        skip = received.Skip("segment", None, "mapping_failed", error, payload)
+        try:
+            waiting = tracking_api_messages(row.kind, json.loads(row.body))[row.mapped :]
+        except Exception:
+            waiting = []
+        if waiting:
+            payload: Any = waiting[0]
+            inbox.advance(conn, row.id, row.mapped + 1, done=len(waiting) == 1)
+        else:
+            payload = {"kind": row.kind, "body": row.body}
+            inbox.advance(conn, row.id, row.mapped, done=True)
+        mid = segment.message_id(payload) if waiting and isinstance(payload, dict) else None
+        skip = received.Skip("segment", mid, "mapping_failed", error, storable(payload))
         received.record_skips(conn, [skip], time.time())
-        inbox.remove(conn, [row.id])
     metrics.SKIPPED.labels("segment", "mapping_failed").inc()
-    log.error("set aside inbox request %s: it could not be mapped", row.id)
+    log.error("set aside a message of inbox request %s: it could not be mapped", row.id)

@@ -11,12 +11,13 @@ import json
 from typing import Any
 
 from app.pipeline.errors import Malformed
+from app.segment_api import MAX_MESSAGES
 
 
 def messages_of(body: Any) -> list[Any]:
     """One message, an array of them, or `{"batch": [...]}` with shared context."""
     if isinstance(body, list):
-        return [without_key(m) for m in body]
+        return [without_key(m) for m in _counted(body)]
     if not isinstance(body, dict):
         raise Malformed("invalid_body", 'Send a Segment message, an array, or {"batch": [...]}.')
     if "batch" not in body:
@@ -36,27 +37,38 @@ def batch_of(body: dict[str, Any]) -> list[Any]:
     batch = body["batch"]
     if not isinstance(batch, list):
         raise Malformed("invalid_body", '"batch" must be an array of Segment messages.')
-    return batch
+    return _counted(batch)
+
+
+def _counted(messages: list[Any]) -> list[Any]:
+    if len(messages) > MAX_MESSAGES:
+        raise Malformed(
+            "too_many_messages",
+            f"A request may carry at most {MAX_MESSAGES:,} messages, got {len(messages):,}; "
+            "send smaller batches.",
+        )
+    return messages
 
 
 def secret_free(raw: bytes, body: dict[str, Any]) -> str:
-    """The body to keep: as sent, or re-encoded without its writeKeys."""
-    batch = body.get("batch")
-    messages = batch if isinstance(batch, list) else []
-    keyed = "writeKey" in body or any(isinstance(m, dict) and "writeKey" in m for m in messages)
-    if not keyed:
+    """The body to keep: as sent, or re-encoded without its writeKeys (wherever they are)."""
+    if b"writeKey" not in raw and b"\\u" not in raw:  # no key, not even spelled in escapes
         return raw.decode()
     kept = without_key(body)
-    if messages:
-        kept = kept | {"batch": [without_key(m) for m in messages]}
-    return json.dumps(kept)
+    return raw.decode() if kept is body else json.dumps(kept)
 
 
-def without_key(message: Any) -> Any:
-    """Drop `writeKey` so that a secret is never stored or shown."""
-    if isinstance(message, dict) and "writeKey" in message:
-        return {k: v for k, v in message.items() if k != "writeKey"}
-    return message
+def without_key(value: Any) -> Any:
+    """`value` without any `writeKey`, at any depth, so that a secret is never stored
+    or shown; the same object when it holds none."""
+    if isinstance(value, dict):
+        kept = {k: without_key(v) for k, v in value.items() if k != "writeKey"}
+        unchanged = len(kept) == len(value) and all(kept[k] is value[k] for k in kept)
+        return value if unchanged else kept
+    if isinstance(value, list):
+        items = [without_key(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
 
 
 def _with_shared(message: Any, shared: dict[str, dict[str, Any]]) -> Any:
@@ -68,3 +80,14 @@ def _with_shared(message: Any, shared: dict[str, dict[str, Any]]) -> Any:
         own = message.get(key)
         merged[key] = value | own if isinstance(own, dict) else value
     return merged
+
+
+def storable(payload: Any) -> Any:
+    """`payload` as a JSON column can hold it: text that is not valid Unicode (a lone
+    surrogate) replaced, so a message kept for people to read never fails the write."""
+    text = json.dumps(payload, ensure_ascii=False, default=str)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.loads(text.encode(errors="replace").decode())
+    return payload

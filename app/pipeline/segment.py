@@ -22,6 +22,7 @@ from app.config import Config
 from app.mapping.to_drip import map_message
 from app.mapping.types import Options, Outcome
 from app.pipeline.errors import Malformed
+from app.pipeline.messages import storable
 from app.pipeline.segment_schema import problems
 from app.segment_api import is_echo
 from app.store import outbox, people, received
@@ -63,9 +64,10 @@ class Checked:
 
 
 def message_id(message: dict[str, Any]) -> str:
-    """Segment's messageId, or a content hash so that exact re-sends still de-duplicate."""
+    """Segment's messageId, or a content hash so that exact re-sends still de-duplicate
+    (and an id too long to keep is never stored)."""
     given = message.get("messageId")
-    if isinstance(given, str | int) and not isinstance(given, bool) and str(given):
+    if isinstance(given, str | int) and not isinstance(given, bool) and 0 < len(str(given)) <= 200:
         return str(given)
     canonical = json.dumps(message, sort_keys=True, separators=(",", ":"), default=str)
     return "sha1-" + hashlib.sha1(canonical.encode()).hexdigest()
@@ -167,18 +169,34 @@ def _ids(messages: Iterable[dict[str, Any]]) -> set[str]:
 
 
 def count(summary: Summary) -> None:
-    """Metrics for what was committed (nothing is counted for a failed transaction)."""
+    """Metrics and logs for what was committed (nothing for a failed transaction): one
+    log line per skip reason, however many messages it covers."""
     metrics.ACCEPTED.labels(SOURCE).inc(len(summary.accepted_ids))
     metrics.DUPLICATES.labels(SOURCE).inc(len(summary.duplicate_ids))
+    by_reason: dict[str, list[dict[str, Any]]] = {}
     for entry in summary.skipped:
-        metrics.SKIPPED.labels(SOURCE, entry["reason"]).inc()
+        by_reason.setdefault(entry["reason"], []).append(entry)
+    for reason, entries in by_reason.items():
+        metrics.SKIPPED.labels(SOURCE, reason).inc(len(entries))
+        first = entries[0]
+        log.info(
+            "skipped %d segment message(s): %s (first: %s%s)",
+            len(entries),
+            reason,
+            first["messageId"],
+            f", {first['detail']}" if "detail" in first else "",
+        )
 
 
 def _reject_reason(message: Any, max_bytes: int | None) -> tuple[str | None, str | None]:
     detail = problems(message)
     if detail:
         return "invalid_message", detail
-    if max_bytes and len(json.dumps(message, separators=(",", ":"))) > max_bytes:
+    try:
+        size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
+    except UnicodeEncodeError:
+        return "invalid_message", "holds text that is not valid Unicode (a lone surrogate)"
+    if max_bytes and size > max_bytes:
         return "too_large", f"a message may be at most {max_bytes // 1024} KB"
     if is_echo(message):
         return "loop_guard", "sent to Segment by drip-bridge itself; not sent back to Drip"
@@ -208,5 +226,4 @@ def _skip(summary: Summary, message: Any, reason: str, detail: str | None) -> re
     mid = message_id(message) if isinstance(message, dict) else None
     entry = {"messageId": mid, "reason": reason} | ({"detail": detail} if detail else {})
     summary.skipped.append(entry)
-    log.info("skipped segment message %s: %s", mid, detail or reason)
-    return received.Skip(SOURCE, mid, reason, detail, message)
+    return received.Skip(SOURCE, mid, reason, detail, storable(message))

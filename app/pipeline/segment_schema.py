@@ -27,10 +27,11 @@ class SegmentMessageSchema(Schema):
         validate=validate.OneOf(TYPES, error="must be one of " + ", ".join(TYPES)),
         error_messages={"required": "is missing: every Segment message has a type"},
     )
+    # Ids are remembered in columns of 200 characters.
     messageId = Id(validate=validate.Length(max=200))
-    userId = Id(allow_none=True)
-    anonymousId = Id(allow_none=True)
-    previousId = Id(allow_none=True)
+    userId = Id(allow_none=True, validate=validate.Length(max=200))
+    anonymousId = Id(allow_none=True, validate=validate.Length(max=200))
+    previousId = Id(allow_none=True, validate=validate.Length(max=200))
     event = fields.String()
     traits = fields.Dict(allow_none=True)
     properties = fields.Dict(allow_none=True)

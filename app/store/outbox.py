@@ -204,10 +204,14 @@ def _dead(ids: Sequence[int] | None, destination: str | None) -> sa.ColumnElemen
 def dead_letters(
     conn: sa.Connection, destination: str | None = None, limit: int | None = None
 ) -> list[sa.Row[Any]]:
-    """Dead rows, oldest first, each with `message`: the payload originally received."""
+    """Dead rows, oldest first, each with `message`: the payload originally received
+    (from the other side: a row for Drip came from Segment, and the other way round)."""
+    came_from = received.c.source != outbox.c.destination
     query = (
         sa.select(*outbox.c, received.c.payload.label("message"))
-        .select_from(outbox.outerjoin(received, received.c.message_id == outbox.c.message_id))
+        .select_from(
+            outbox.outerjoin(received, (received.c.message_id == outbox.c.message_id) & came_from)
+        )
         .where(_dead(None, destination))
         .order_by(outbox.c.id)
         .limit(limit)

@@ -34,7 +34,7 @@ def _accept(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
         insert(received)
-        .on_conflict_do_nothing(index_elements=["message_id"])
+        .on_conflict_do_nothing(index_elements=["source", "message_id"])
         .returning(received.c.message_id)
     )
 

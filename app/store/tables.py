@@ -9,13 +9,14 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-# Every message accepted from Segment or Drip, by id: the de-duplication key and
-# the original payload shown beside a dead letter.
+# Every message accepted from Segment or Drip, by source and id: the de-duplication
+# key (each direction apart, so one cannot pre-empt the other's ids) and the original
+# payload shown beside a dead letter.
 received = sa.Table(
     "received",
     metadata,
+    sa.Column("source", sa.String(16), primary_key=True),
     sa.Column("message_id", sa.String(200), primary_key=True),
-    sa.Column("source", sa.String(16), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
 )
@@ -30,6 +31,8 @@ inbox = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # the /v1 call: track, ..., batch
     sa.Column("body", sa.Text, nullable=False),  # the request's JSON, without writeKey
     sa.Column("received_at", sa.Float, nullable=False),
+    # Messages of the request already mapped: a large request is mapped in slices.
+    sa.Column("mapped", sa.Integer, nullable=False, server_default="0"),
 )
 
 # One row per outgoing call; `body` is exactly what leaves (a Drip record, or a

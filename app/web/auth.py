@@ -17,8 +17,14 @@ from app.web.errors import ApiError
 
 
 def signed_bytes(raw: bytes) -> bytes:
-    """What Segment signs: the body, or for a JSON array the bytes of its first element."""
-    text = raw.decode("utf-8")
+    """What Segment signs: the body, or for a JSON array the bytes of its first element.
+
+    A body that cannot be read this way is checked whole (and then does not match).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
     start = len(text) - len(text.lstrip())
     if not text.startswith("[", start):
         return raw
@@ -26,7 +32,7 @@ def signed_bytes(raw: bytes) -> bytes:
     offset = start + 1 + len(inner) - len(inner.lstrip())
     try:
         _, end = json.JSONDecoder().raw_decode(text, offset)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return raw
     return text[offset:end].encode("utf-8")
 
@@ -51,8 +57,8 @@ def secret_matches(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def check_webhook(config: Config, request: Request, raw: bytes) -> None:
-    """Auth for POST /segment: X-Signature, else the bridge write key."""
+def check_webhook(config: Config, request: Request, raw: bytes) -> bool:
+    """Auth for POST /segment: X-Signature, else the bridge write key; True when signed."""
     secret, key = config.segment_shared_secret, config.bridge_write_key
     if not secret and not key:
         raise ApiError(
@@ -64,7 +70,7 @@ def check_webhook(config: Config, request: Request, raw: bytes) -> None:
     given = request.headers.get("X-Signature")
     if given and secret:
         if secret_matches(given.strip().lower(), signature(secret, raw)):
-            return
+            return True
         raise ApiError(
             401,
             "bad_signature",
@@ -72,11 +78,11 @@ def check_webhook(config: Config, request: Request, raw: bytes) -> None:
             "the shared secret in Segment's Webhooks destination settings.",
         )
     if secret_matches(presented_key(request), key):
-        return
+        return False
     raise ApiError(401, "unauthorized", _how_to_auth(secret, key))
 
 
-def check_write_key(config: Config, request: Request, body_key: object) -> None:
+def check_write_key(config: Config, given: object) -> None:
     """Auth for /v1/*: the write key as Basic user (or Bearer), or `writeKey` in the body."""
     key = config.bridge_write_key
     if not key:
@@ -85,8 +91,7 @@ def check_write_key(config: Config, request: Request, body_key: object) -> None:
             "not_configured",
             "Set BRIDGE_WRITE_KEY and use it as the write key of the Segment library.",
         )
-    given = presented_key(request) or (body_key if isinstance(body_key, str) else None)
-    if not secret_matches(given, key):
+    if not isinstance(given, str) or not secret_matches(given, key):
         raise ApiError(
             401,
             "unauthorized",

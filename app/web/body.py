@@ -40,14 +40,24 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     return out
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_json(raw: bytes) -> Any:
+    """Strict JSON: NaN and Infinity (which Python would read) are refused, as is
+    nesting too deep to read, with a 400 that says so."""
     try:
-        return json.loads(raw.decode())
+        return json.loads(raw.decode(), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_json", "The body is not UTF-8 text.") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "invalid_json", "The body is nested too deeply to read.") from exc
     except json.JSONDecodeError as exc:
         raise ApiError(
             400,
             "invalid_json",
             f"The body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
         ) from exc
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not JSON: {exc}.") from exc

@@ -6,7 +6,7 @@ import os
 import time
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -14,6 +14,8 @@ from prometheus_client.registry import Collector
 from app import store
 from app.delivery.budget import shared_budgets
 from app.store import inbox, outbox, workers
+from app.web.auth import presented_key, secret_matches
+from app.web.errors import ApiError
 
 bp = Blueprint("ops", __name__)
 
@@ -34,9 +36,11 @@ def readyz() -> tuple[Response, int]:
         return _not_ready(
             "no delivery worker has reported in the last minute; start `drip-bridge worker`"
         )
-    paused = sorted({b.paused for b in fresh if b.paused})
+    # Which side refused the credentials; Drip's own words stay on /admin and in the logs.
+    paused = sorted({p.split(":")[0] for b in fresh if b.paused for p in b.paused.split("; ")})
     if paused:
-        return _not_ready("delivery paused: " + "; ".join(paused))
+        sides = " and ".join(paused)
+        return _not_ready(f"delivery paused: {sides} refused the credentials (see /admin)")
     return jsonify({"status": "ready", "workers": len(fresh)}), 200
 
 
@@ -46,6 +50,11 @@ def _not_ready(reason: str) -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    token = current_app.config["BRIDGE"].metrics_token
+    if token and not secret_matches(presented_key(request), token):
+        raise ApiError(
+            401, "unauthorized", "Send Authorization: Bearer <METRICS_TOKEN> to read the metrics."
+        )
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from app import store
+from app import metrics, store
 from app.config import Config
 from app.pipeline import intake, segment
 from app.pipeline.messages import batch_of, messages_of
@@ -31,8 +31,10 @@ def _config() -> Config:
 @bp.post("/segment")
 def webhook() -> dict[str, Any]:
     raw = read_body(request, _config().max_body_bytes)
-    auth.check_webhook(_config(), request, raw)
+    signed = auth.check_webhook(_config(), request, raw)
     body = parse_json(raw)
+    if signed and isinstance(body, list) and len(body) > 1:
+        metrics.SIGNED_ARRAYS.inc()  # Segment signs the first element only (README)
     single = isinstance(body, dict) and "batch" not in body
     messages = messages_of(body)
     with _storing():
@@ -51,10 +53,14 @@ def tracking_api(kind: str) -> dict[str, Any]:
     if kind not in (*TYPES, "batch"):
         raise ApiError(404, "not_found", f"No endpoint /v1/{kind}; use /v1/batch or /v1/track.")
     raw = read_body(request, BATCH_LIMIT)
+    header_key = auth.presented_key(request)
+    if header_key is not None:  # known from the headers: a stranger's body is never parsed
+        auth.check_write_key(_config(), header_key)
     body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The body must be a JSON object.")
-    auth.check_write_key(_config(), request, body.get("writeKey"))
+    if header_key is None:
+        auth.check_write_key(_config(), body.get("writeKey"))
     if kind != "batch" and len(raw) > MESSAGE_LIMIT:
         raise ApiError(413, "payload_too_large", "A single message may be at most 32 KB.")
     received = 1
