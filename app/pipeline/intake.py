@@ -70,6 +70,7 @@ def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
     with store.writing(engine) as conn:
         messages: list[Any] = []
         received_at: list[float] = []
+        done = []
         for row in inbox.oldest(conn, limit):
             left = limit - len(messages)
             if left <= 0:
@@ -77,7 +78,11 @@ def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
             waiting = tracking_api_messages(row.kind, json.loads(row.body))[row.mapped :]
             messages += waiting[:left]
             received_at += [row.received_at] * len(waiting[:left])
-            inbox.advance(conn, row.id, row.mapped + left, done=len(waiting) <= left)
+            if len(waiting) <= left:
+                done.append(row.id)
+            else:  # the slice ends inside this request: the rest waits for the next one
+                inbox.mark_mapped(conn, row.id, row.mapped + left)
+        inbox.remove(conn, done)
         if not messages:
             return False
         checked = segment.check(messages, MESSAGE_LIMIT, single=False, received_at=received_at)
@@ -98,12 +103,11 @@ def _set_aside(engine: sa.Engine, error: str) -> None:
             waiting = tracking_api_messages(row.kind, json.loads(row.body))[row.mapped :]
         except Exception:
             waiting = []
-        if waiting:
-            payload: Any = waiting[0]
-            inbox.advance(conn, row.id, row.mapped + 1, done=len(waiting) == 1)
+        if len(waiting) > 1:
+            inbox.mark_mapped(conn, row.id, row.mapped + 1)
         else:
-            payload = {"kind": row.kind, "body": row.body}
-            inbox.advance(conn, row.id, row.mapped, done=True)
+            inbox.remove(conn, [row.id])
+        payload: Any = waiting[0] if waiting else {"kind": row.kind, "body": row.body}
         mid = segment.message_id(payload) if waiting and isinstance(payload, dict) else None
         skip = received.Skip("segment", mid, "mapping_failed", error, storable(payload))
         received.record_skips(conn, [skip], time.time())

@@ -1,11 +1,12 @@
 """The inbox: tracking-API requests stored whole, until the worker maps them.
 
-`put` is all that the HTTP request does; `oldest` and `advance` are the worker's
+`put` is all that the HTTP request does; `oldest`, `remove` and `mark_mapped` are the worker's
 intake (app/pipeline/intake.py), one worker at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,12 +39,15 @@ def oldest(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
     return list(conn.execute(sa.select(inbox).order_by(inbox.c.id).limit(limit)))
 
 
-def advance(conn: sa.Connection, row_id: int, mapped: int, done: bool) -> None:
-    """Record how many of a request's messages are mapped; remove it when all are."""
-    if done:
-        conn.execute(inbox.delete().where(inbox.c.id == row_id))
-    else:
-        conn.execute(inbox.update().where(inbox.c.id == row_id).values(mapped=mapped))
+def remove(conn: sa.Connection, ids: Sequence[int]) -> None:
+    """Requests whose messages are all mapped."""
+    if ids:
+        conn.execute(inbox.delete().where(inbox.c.id.in_(ids)))
+
+
+def mark_mapped(conn: sa.Connection, row_id: int, mapped: int) -> None:
+    """How many of a request's messages are mapped so far (it is mapped in slices)."""
+    conn.execute(inbox.update().where(inbox.c.id == row_id).values(mapped=mapped))
 
 
 def waiting(conn: sa.Connection) -> int:
