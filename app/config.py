@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+ADD_POSTGRES = "heroku addons:create heroku-postgresql"
 
 
 class ConfigError(ValueError):
@@ -53,8 +54,15 @@ class Config:
     max_body_bytes: int = 512 * 1024
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, instance_path: str = ".") -> Config:
-        """Build and check the configuration from `env` (default: `os.environ`)."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, instance_path: str | None = None
+    ) -> Config:
+        """Build and check the configuration from `env` (default: `os.environ`).
+
+        `instance_path` is ignored: the default store no longer lives in Flask's
+        instance folder, which differs between a checkout and an installed package
+        (see `default_sqlite_path`).
+        """
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -78,7 +86,7 @@ class Config:
             ),
             segment_shared_secret=get("SEGMENT_SHARED_SECRET"),
             bridge_write_key=get("BRIDGE_WRITE_KEY"),
-            database_url=_database_url(get("DATABASE_URL"), instance_path),
+            database_url=_database_url(get("DATABASE_URL"), env),
             admin_password=get("ADMIN_PASSWORD"),
             port=_port(get("PORT")),
             log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log()),
@@ -152,10 +160,31 @@ def parse_rate(name: str, value: str) -> Rate:
     return Rate(int(match[1]), float(period))
 
 
-def _database_url(value: str | None, instance_path: str) -> str:
+def default_sqlite_path(env: Mapping[str, str]) -> Path:
+    """The one default store: `$XDG_DATA_HOME/drip-bridge/drip-bridge.sqlite3`.
+
+    XDG_DATA_HOME defaults to `~/.local/share`. The same file for every command,
+    whatever the current directory and however the package was installed.
+    """
+    data_home = env.get("XDG_DATA_HOME", "").strip()
+    if not data_home or not Path(data_home).is_absolute():  # XDG: relative paths are invalid
+        home = env.get("HOME", "").strip()
+        data_home = str(Path(home or Path.home()) / ".local" / "share")
+    return Path(data_home) / "drip-bridge" / "drip-bridge.sqlite3"
+
+
+def _database_url(value: str | None, env: Mapping[str, str]) -> str:
+    dyno = env.get("DYNO", "").strip()
+    if dyno and (value is None or value.startswith("sqlite")):
+        # Each dyno has its own disk, wiped on restart: release would migrate a file
+        # that web and worker never see.
+        what = "is not set" if value is None else "is SQLite"
+        raise ConfigError(
+            f"DATABASE_URL {what} but this is a platform dyno (DYNO={dyno}), whose disk is "
+            f"its own and wiped on restart: attach PostgreSQL with `{ADD_POSTGRES}`"
+        )
     if value is None:
-        path = Path(instance_path) / "drip-bridge.sqlite3"
-        return f"sqlite:///{path.resolve()}"
+        return f"sqlite:///{default_sqlite_path(env)}"
     # Heroku still hands out postgres://, which SQLAlchemy 2 no longer accepts.
     for prefix in ("postgres://", "postgresql://"):
         if value.startswith(prefix):
