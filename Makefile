@@ -7,7 +7,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+TOOLS := $(CURDIR)/.tools
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export UV
 
 .PHONY: demo test check lint types pytest services bench clean
@@ -52,9 +53,9 @@ $(VENV)/.installed: pyproject.toml uv.lock .python-version | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --extra dev --quiet
 	touch $@
 
-.tools/bin/uv:
-	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet 'uv>=0.9,<1'
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet 'uv>=0.9,<1'
 
 clean:
 	rm -rf $(VENV) .tools instance .pytest_cache .mypy_cache .ruff_cache

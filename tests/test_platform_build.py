@@ -39,7 +39,7 @@ def unavailable(why: str) -> None:
 def find_uv() -> str:
     for candidate in (os.environ.get("UV"), shutil.which("uv"), str(ROOT / ".tools/bin/uv")):
         if candidate and Path(candidate).is_file():
-            return candidate
+            return str(Path(candidate).resolve())  # the build runs in another folder
     unavailable("uv is not installed (make installs it)")
     raise AssertionError  # unreachable: unavailable() fails or skips
 
