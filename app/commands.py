@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from app.delivery.drip_client import DripClient
 from app.delivery.errors import DeliveryError
 
 LOCAL = "127.0.0.1"
+MIGRATIONS = Path(store.__file__).parent / "migrations"
 PLACEHOLDER_URL = "https://<your-bridge-host>"
 
 
@@ -67,7 +69,7 @@ class CheckingClient(DripClient):
 
 def check_database(engine: sa.Engine) -> tuple[str, list[str]]:
     """A real query, then the schema's revision: (what to print, warnings). Raises on failure."""
-    head = ScriptDirectory(str(store.MIGRATIONS)).get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from flask import Flask
 
+from app.commands import MIGRATIONS
 from app.factory import create_app
 from app.simulators.drip import FakeDrip
 from app.simulators.server import free_port
@@ -30,6 +32,7 @@ PASTE = (
     "\n"
     "Drip webhook URL (Settings > Webhooks): {base}/drip/webhook?token=<DRIP_WEBHOOK_TOKEN>\n"
 )
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()  # the newest migration
 HINT = "\n(pass --base-url https://your-bridge.example.com to print the real URLs)\n"
 
 
@@ -49,7 +52,7 @@ def test_check_tests_database_token_and_campaign_and_prints_what_to_paste(
     kind, url = where(app)
     assert result.output == (
         f"configuration: ok (Drip account 9999999, store {kind})\n"
-        f"database: ok ({url}, schema 0003)\n"
+        f"database: ok ({url}, schema {HEAD})\n"
         "Drip credentials: ok (token of owner@example.com)\n"
         'Drip campaign 1111: ok ("Campaign 1111", active)\n'
         + PASTE.format(base="https://<your-bridge-host>")
@@ -144,12 +147,12 @@ def test_check_warns_when_the_schema_is_missing_then_is_quiet_once_upgraded(
     assert result.exit_code == 0, result.output
     assert "database: ok (" in result.output and ", schema none)\n" in result.output
     assert (
-        "warning: the schema does not exist yet (newest 0003): run `drip-bridge db upgrade`\n"
+        f"warning: the schema does not exist yet (newest {HEAD}): run `drip-bridge db upgrade`\n"
         in result.output
     )
     upgrade(unmigrated.extensions["engine"])
     again = unmigrated.test_cli_runner().invoke(args=["check"])
-    assert ", schema 0003)\n" in again.output
+    assert f", schema {HEAD})\n" in again.output
     assert "warning" not in again.output
 
 
