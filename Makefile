@@ -1,10 +1,15 @@
 # The two commands of the README: `make demo` runs the bridge beside local
 # simulators; `make test` runs the whole suite (lint, types, tests on SQLite and
-# PostgreSQL). Both set up what they need on a fresh machine.
+# PostgreSQL). Both set up what they need on a fresh machine: the project and its
+# dev tools are installed from uv.lock (what the platform builds, plus the `dev`
+# extra), with uv from PATH or, when missing, installed from PyPI into .tools.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := $(CURDIR)/.tools
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+export UV
 
 .PHONY: demo test check lint types pytest services bench clean
 
@@ -44,11 +49,13 @@ bench: $(VENV)/.installed services
 	  || echo "wrk is not installed and could not be installed (apt-get install wrk)"
 	$(BIN)/python -m bench
 
-$(VENV)/.installed: pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed: pyproject.toml uv.lock .python-version | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --extra dev --quiet
 	touch $@
 
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet 'uv>=0.9,<1'
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools instance .pytest_cache .mypy_cache .ruff_cache

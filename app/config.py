@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+ADD_POSTGRES = "heroku addons:create heroku-postgresql"
 
 
 class ConfigError(ValueError):
@@ -55,7 +56,7 @@ class Config:
     max_body_bytes: int = 512 * 1024
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, instance_path: str = ".") -> Config:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Build and check the configuration from `env` (default: `os.environ`)."""
         env = os.environ if env is None else env
 
@@ -80,7 +81,7 @@ class Config:
             ),
             segment_shared_secret=get("SEGMENT_SHARED_SECRET"),
             bridge_write_key=get("BRIDGE_WRITE_KEY"),
-            database_url=_database_url(get("DATABASE_URL"), instance_path),
+            database_url=_database_url(get("DATABASE_URL"), env),
             admin_password=get("ADMIN_PASSWORD"),
             metrics_token=get("METRICS_TOKEN"),
             public_url=_optional_url("PUBLIC_URL", get("PUBLIC_URL")),
@@ -160,10 +161,31 @@ def parse_rate(name: str, value: str) -> Rate:
     return Rate(int(match[1]), float(period))
 
 
-def _database_url(value: str | None, instance_path: str) -> str:
+def default_sqlite_path(env: Mapping[str, str]) -> Path:
+    """The one default store: `$XDG_DATA_HOME/drip-bridge/drip-bridge.sqlite3`.
+
+    XDG_DATA_HOME defaults to `~/.local/share`. The same file for every command,
+    whatever the current directory and however the package was installed.
+    """
+    data_home = env.get("XDG_DATA_HOME", "").strip()
+    if not data_home or not Path(data_home).is_absolute():  # XDG: relative paths are invalid
+        home = env.get("HOME", "").strip()
+        data_home = str(Path(home or Path.home()) / ".local" / "share")
+    return Path(data_home) / "drip-bridge" / "drip-bridge.sqlite3"
+
+
+def _database_url(value: str | None, env: Mapping[str, str]) -> str:
+    dyno = env.get("DYNO", "").strip()
+    if dyno and (value is None or value.startswith("sqlite")):
+        # Each dyno has its own disk, wiped on restart: release would migrate a file
+        # that web and worker never see.
+        what = "is not set" if value is None else "is SQLite"
+        raise ConfigError(
+            f"DATABASE_URL {what} but this is a platform dyno (DYNO={dyno}), whose disk is "
+            f"its own and wiped on restart: attach PostgreSQL with `{ADD_POSTGRES}`"
+        )
     if value is None:
-        path = Path(instance_path) / "drip-bridge.sqlite3"
-        return f"sqlite:///{path.resolve()}"
+        return f"sqlite:///{default_sqlite_path(env)}"
     # Heroku still hands out postgres://, which SQLAlchemy 2 no longer accepts.
     for prefix in ("postgres://", "postgresql://"):
         if value.startswith(prefix):

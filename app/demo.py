@@ -95,7 +95,7 @@ def demo() -> None:
         click.echo(f"[1/4] fake Drip on {drip_srv.url}, fake Segment on {seg_srv.url}")
         log = (Path(folder) / "bridge.log").open("wb")
         server = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=bridge_env(folder, drip_srv.url, seg_srv.url),
             cwd=folder,
             stdout=log,

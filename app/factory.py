@@ -11,8 +11,8 @@ from app.delivery import runner
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the bridge. `config` (tests) defaults to the environment (raises ConfigError)."""
-    app = Flask(__name__, instance_relative_config=True)
-    bridge = config or Config.from_env(instance_path=app.instance_path)
+    app = Flask(__name__)
+    bridge = config or Config.from_env()
     app.config["BRIDGE"] = bridge
     app.config["MAX_CONTENT_LENGTH"] = bridge.max_body_bytes
     logs.init_app(app)

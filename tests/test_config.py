@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from app import __version__
 from app.config import Config, ConfigError, Rate, parse_rate
 from tests.processes import BIN, ROOT
 
@@ -63,7 +66,8 @@ def test_heroku_postgres_urls_are_accepted_and_secrets_stay_out_of_repr() -> Non
 
 
 def run(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRIP_", "BRIDGE_"))}
+    bridge = ("DRIP_", "BRIDGE_", "SEGMENT_", "DATABASE_URL", "DYNO", "PORT", "XDG_DATA_HOME")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(bridge)}
     return subprocess.run(argv, env=clean | env, cwd=ROOT, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
 
@@ -80,3 +84,91 @@ def test_gunicorn_stops_with_one_line_and_status_2_before_any_worker_starts() ->
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == "drip-bridge: DRIP_API_TOKEN is required but not set"
     assert "Booting worker" not in result.stderr
+
+
+ON_A_DYNO = (
+    "drip-bridge: DATABASE_URL is not set but this is a platform dyno (DYNO=web.1), whose disk "
+    "is its own and wiped on restart: attach PostgreSQL with "
+    "`heroku addons:create heroku-postgresql`"
+)
+
+
+def procfile(process: str) -> list[str]:
+    """The Procfile's command for `process`, its program taken from this venv."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            argv = shlex.split(command)
+            return [str(BIN / argv[0]), *argv[1:]]
+    raise AssertionError(f"no {process} in the Procfile")
+
+
+@pytest.mark.parametrize("process", ["web", "worker", "release"])
+def test_on_a_dyno_without_database_url_every_process_refuses_naming_it(process: str) -> None:
+    result = run(*procfile(process), DYNO="web.1", PORT="5999", **GOOD)
+    assert result.returncode == 2
+    if process == "web":  # gunicorn logs its own start first, then stops before any worker
+        assert result.stderr.splitlines()[-1] == ON_A_DYNO
+        assert "Booting worker" not in result.stderr
+    else:
+        assert result.stderr == ON_A_DYNO + "\n"
+
+
+def test_the_procfile_runs_what_the_platform_expects() -> None:
+    assert procfile("worker")[1:] == ["worker"]
+    assert procfile("release")[1:] == ["db", "upgrade"]
+    assert procfile("web")[1:] == ["-c", "python:app.gunicorn_conf", "wsgi:app"]
+
+
+def test_on_a_dyno_a_sqlite_database_url_is_refused_too() -> None:
+    with pytest.raises(ConfigError) as error:
+        Config.from_env(GOOD | {"DYNO": "worker.1", "DATABASE_URL": "sqlite:////tmp/x.sqlite3"})
+    assert str(error.value) == (
+        "DATABASE_URL is SQLite but this is a platform dyno (DYNO=worker.1), whose disk is its "
+        "own and wiped on restart: attach PostgreSQL with `heroku addons:create heroku-postgresql`"
+    )
+
+
+def test_on_a_dyno_postgres_is_accepted() -> None:
+    config = Config.from_env(GOOD | {"DYNO": "web.1", "DATABASE_URL": "postgres://u:p@db/app"})
+    assert config.database_url == "postgresql+psycopg://u:p@db/app"
+
+
+@pytest.mark.parametrize(
+    ("env", "path"),
+    [({"HOME": "/home/ada"}, "/home/ada/.local/share/drip-bridge/drip-bridge.sqlite3"),
+     ({"HOME": "/home/ada", "XDG_DATA_HOME": "/data"}, "/data/drip-bridge/drip-bridge.sqlite3"),
+     ({"HOME": "/home/ada", "XDG_DATA_HOME": "rel"},
+      "/home/ada/.local/share/drip-bridge/drip-bridge.sqlite3")],
+    ids=["home", "xdg", "relative xdg is ignored"],
+)  # fmt: skip
+def test_the_default_store_is_in_the_xdg_data_folder_whatever_the_directory(
+    env: dict[str, str], path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = Config.from_env(GOOD | env)
+    assert config.database_url == f"sqlite:///{path}"
+
+
+def test_help_and_version_need_no_configuration(tmp_path: Path) -> None:
+    bare = {"HOME": str(tmp_path)}  # no DRIP_*, no DATABASE_URL
+    top = run(str(BIN / "drip-bridge"), "--help", **bare)
+    assert top.returncode == 0, top.stderr
+    assert top.stderr == ""
+    commands = [line.split()[0] for line in top.stdout.split("Commands:\n")[1].splitlines()]
+    assert commands == ["check", "db", "dead-letters", "demo", "preview", "serve", "worker"]
+    assert "--env-file" not in top.stdout and "--app" not in top.stdout
+    for argv in (["serve"], ["worker"], ["check"], ["db", "upgrade"], ["dead-letters", "list"]):
+        sub = run(str(BIN / "drip-bridge"), *argv, "--help", **bare)
+        assert sub.returncode == 0, sub.stderr
+        assert sub.stdout.startswith(f"Usage: drip-bridge {' '.join(argv)} [OPTIONS]")
+        assert sub.stderr == ""
+    version = run(str(BIN / "drip-bridge"), "--version", **bare)
+    assert (version.returncode, version.stdout) == (0, f"drip-bridge {__version__}\n")
+    assert not (tmp_path / ".local").exists()  # describing commands created no store
+
+
+def test_flasks_env_file_option_is_gone() -> None:
+    result = run(str(BIN / "drip-bridge"), "-e", ".env", "worker", **GOOD)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "Error: No such option '-e'."

@@ -43,6 +43,14 @@ class DripClient:
         path, wrap = BATCH[kind]
         self._post(path.format(account=self.account_id), wrap(list(records)))
 
+    def campaign(self, campaign_id: str) -> dict[str, Any]:
+        """GET /v2/:account/campaigns/:id (rest/_campaigns.md): the campaign, or {}."""
+        if not is_campaign_id(campaign_id):
+            raise DeliveryError(f"not a Drip campaign id: {campaign_id[:40]!r}", permanent=True)
+        path = f"/v2/{quote(self.account_id, safe='')}/campaigns/{campaign_id}"
+        found: list[dict[str, Any]] = self._request("GET", path, None).json().get("campaigns", [])
+        return found[0] if found else {}
+
     def whoami(self) -> dict[str, Any]:
         """GET /v2/user: proves the token works."""
         response = self._request("GET", "/v2/user", None)

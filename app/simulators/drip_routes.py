@@ -115,6 +115,23 @@ def event_batches(acct: str) -> Response:
     return _batch("events", "event", rules.event_errors) or json_response(201, {})
 
 
+def get_campaign(acct: str, campaign_id: str) -> Response:
+    """rest/_campaigns.md: GET /v2/:account_id/campaigns/:campaign_id -> {"campaigns": [one]}."""
+    if campaign_id not in _fake().campaigns:
+        return json_response(404, rules.NOT_FOUND)
+    campaign = {"id": campaign_id, "status": "active", "name": f"Campaign {campaign_id}"}
+    return json_response(200, {"links": CAMPAIGN_LINKS, "campaigns": [campaign]})
+
+
+# rest/_campaigns.md: "All responses containing campaign data also include" these links.
+CAMPAIGN_LINKS = {
+    "campaigns.account": "https://api.getdrip.com/v2/accounts/{campaigns.account}",
+    "campaigns.subscribers": (
+        "https://api.getdrip.com/v2/{campaigns.account}/campaigns/{campaigns.id}/subscribers"
+    ),
+}
+
+
 def subscribe_to_campaign(acct: str, campaign_id: str) -> Response:
     """rest/_campaigns.md: POST /v2/:account_id/campaigns/:campaign_id/subscribers."""
     fake = _fake()
@@ -210,6 +227,7 @@ ROUTES: list[tuple[str, str, Callable[..., Response]]] = [
     ("/v2/<acct>/subscribers/<who>", "GET", get_subscriber),
     ("/v2/<acct>/events", "POST", record_event),
     ("/v2/<acct>/events/batches", "POST", event_batches),
+    ("/v2/<acct>/campaigns/<campaign_id>", "GET", get_campaign),
     ("/v2/<acct>/campaigns/<campaign_id>/subscribers", "POST", subscribe_to_campaign),
     ("/v2/<acct>/tags", "POST", apply_tags),
     ("/v2/<acct>/subscribers/<who>/tags/<path:tag>", "DELETE", remove_tag),
