@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from collections import Counter
 from collections.abc import Callable
@@ -88,3 +89,33 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     duplicates = sum(n - 1 for n in received.values())
     print(f"delivered before kill: {delivered_before}, duplicates after restart: {duplicates}")
     assert duplicates <= 1  # at most the one call in flight when the worker died
+
+
+def test_sigterm_with_drip_answering_in_10_s_stops_within_the_platforms_grace(
+    database_url: str, fake_drip: FakeDrip, processes: Callable[[dict[str, str]], Processes]
+) -> None:
+    """A platform stops a dyno with SIGTERM and kills it 30 s later: the call in flight
+    finishes, the rest of the claim is given back at once, nothing is sent twice."""
+    procs = processes(bridge_env(database_url, fake_drip.url))
+    url = procs.web()
+    client = Client(WRITE_KEY, host=url, sync_mode=True)
+    emails = [f"p{i}@example.com" for i in range(5)]
+    for i, email in enumerate(emails):
+        client.identify(f"u{i}", {"email": email})
+    fake_drip.latency = 10.0
+    worker = procs.start(str(BIN / "drip-bridge"), "worker", name="worker-1")
+    wait_until("a call in flight", lambda: len(fake_drip.calls()) >= 1, timeout=30)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0  # inside the grace, not killed
+    given_back = re.search(r"gave back (\d+) claimed rows", procs.log("worker-1"))
+    assert given_back is not None
+    assert len(fake_drip.records("subscriber")) + int(given_back[1]) == len(emails)
+
+    fake_drip.latency = 0.0
+    procs.start(str(BIN / "drip-bridge"), "worker", name="worker-2")  # default 60 s lease
+    wait_until(
+        "every accepted message at Drip, without waiting for a lease",
+        lambda: len(fake_drip.records("subscriber")) == len(emails),
+        timeout=20,
+    )
+    assert sorted(r["email"] for r in fake_drip.records("subscriber")) == emails  # once each

@@ -143,6 +143,11 @@ def release(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> N
     _set(conn, ids, available_at=at, error=error, attempts=outbox.c.attempts - 1)
 
 
+def unclaim(conn: sa.Connection, ids: Sequence[int], now: float) -> None:
+    """Give claimed rows back untried (a worker stopping): due now, attempt not counted."""
+    _set(conn, ids, available_at=now, attempts=outbox.c.attempts - 1)
+
+
 def dead_letter(conn: sa.Connection, ids: Sequence[int], code: str, error: str, now: float) -> None:
     _set(conn, ids, state=State.DEAD, finished_at=now, error_code=code, error=error)
 
