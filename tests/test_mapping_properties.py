@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.mapping.fields import MAX_VALUE_CHARS, normalise_key
-from app.mapping.to_drip import map_message
+from app.mapping.to_drip import ids_to_look_up, map_message
 from app.mapping.types import DripCall, Options, Outcome, Problem
 
 MAX_DRIP_INT = 2_147_483_647
@@ -196,6 +196,20 @@ def test_the_mapper_never_raises_and_keeps_drips_rules(
     assert message == before, "the mapper must not change its input"
     assert result == map_message(message, known, opts), "the mapper must be deterministic"
     check_outcome(result)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(messages, st.data(), options)
+def test_the_mapper_reads_known_emails_only_for_the_ids_it_names(
+    message: dict[str, Any], data: st.DataObject, opts: Options
+) -> None:
+    """The store is read for `ids_to_look_up` alone: the answer must be the same."""
+    keys = ("userId", "anonymousId", "previousId")
+    own = {str(message[k]) for k in keys if isinstance(message.get(k), str | int)}
+    known = {i: data.draw(emails) for i in own}
+    wanted = ids_to_look_up(message)
+    narrowed = {i: e for i, e in known.items() if i in wanted}
+    assert map_message(message, narrowed, opts) == map_message(message, known, opts)
 
 
 @given(st.text())

@@ -126,6 +126,32 @@ def alias(
 HANDLERS: dict[str, Handler] = {"identify": identify, "track": track, "alias": alias}
 
 
+def ids_to_look_up(message: dict[str, Any]) -> set[str]:
+    """The ids whose last known email `map_message` may read for `message`, so that the
+    caller reads only those: an alias links its two ids, an identify checks its userId
+    for a change of email, and a message without an email of its own needs both ids.
+    """
+    kind = message.get("type")
+    if kind == "alias":
+        keys: tuple[str, ...] = ("userId", "previousId")
+    elif kind == "identify":
+        keys = ("userId",) if _has_own_email(message, "traits.email") else _BOTH
+    elif kind == "track":
+        keys = () if _has_own_email(message, "properties.email") else _BOTH
+    else:
+        keys = ()
+    found = (message.get(key) for key in keys)
+    return {str(i) for i in found if isinstance(i, str | int) and not isinstance(i, bool)} - {""}
+
+
+_BOTH = ("userId", "anonymousId")
+
+
+def _has_own_email(message: dict[str, Any], own_path: str) -> bool:
+    paths = (own_path, "context.traits.email")
+    return any(is_email(dig(message, p)) for p in paths) or is_email(message.get("userId"))
+
+
 def find_person(
     message: dict[str, Any], known: Mapping[str, str], own_path: str, problems: list[Problem]
 ) -> Person | None:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.config import Config
-from app.mapping.to_drip import map_message
+from app.mapping.to_drip import ids_to_look_up, map_message
 from app.mapping.types import Options, Outcome
 from app.pipeline.errors import Malformed
 from app.pipeline.messages import storable
@@ -126,7 +126,7 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
     fresh = received.accept(conn, SOURCE, list(valid.items()), now, checked.received_at)
     summary.duplicate_ids += [mid for mid in valid if mid not in fresh]
     mapped = [(mid, m) for mid, m in valid.items() if mid in fresh]
-    known = people.known_emails(conn, _ids(m for _, m in mapped))
+    known = people.known_emails(conn, {i for _, m in mapped for i in ids_to_look_up(m)})
     learned: dict[str, str] = {}
     options = Options(campaign_id=config.drip_campaign_id)
     for mid, message in mapped:
@@ -159,13 +159,6 @@ def _account(
         return []
     summary.accepted_ids.append(mid)
     return _pending(conn, mid, message, outcome, now)
-
-
-def _ids(messages: Iterable[dict[str, Any]]) -> set[str]:
-    """The ids whose last known email a mapping may ask for."""
-    return {
-        str(m[k]) for m in messages for k in ("userId", "anonymousId", "previousId") if m.get(k)
-    }
 
 
 def count(summary: Summary) -> None:
