@@ -50,6 +50,7 @@ class Config:
     database_url: str = ""
     admin_password: str | None = field(default=None, repr=False)
     metrics_token: str | None = field(default=None, repr=False)
+    data_retention: float = 30 * 86400.0  # seconds delivered rows, ids, skips, people are kept
     public_url: str | None = None  # where people reach the bridge (the dashboard's origin)
     port: int = 8000
     log_format: str = "text"
@@ -86,6 +87,7 @@ class Config:
             metrics_token=get("METRICS_TOKEN"),
             public_url=_optional_url("PUBLIC_URL", get("PUBLIC_URL")),
             port=_port(get("PORT")),
+            data_retention=_duration("DATA_RETENTION", get("DATA_RETENTION") or "30d"),
             log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log()),
         )
 
@@ -145,6 +147,17 @@ def _url(name: str, value: str) -> str:
 
 def _optional_url(name: str, value: str | None) -> str | None:
     return None if value is None else _url(name, value)
+
+
+DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _duration(name: str, value: str) -> float:
+    """`<n>d`, `<n>h`, `<n>m` or `<n>s`, in seconds."""
+    match = re.fullmatch(r"(\d+)([dhms])", value)
+    if not match or int(match[1]) == 0:
+        raise ConfigError(f'{name} must look like "30d", "12h", "90m" or "45s", got "{value}"')
+    return float(int(match[1]) * DURATION_UNITS[match[2]])
 
 
 def parse_rate(name: str, value: str) -> Rate:

@@ -36,7 +36,7 @@ def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True
         senders.append(SegmentSender(client))
     engine = app.extensions["engine"]
     intake_step = functools.partial(intake.map_waiting, engine, cfg)
-    return Worker(engine, senders, intake=intake_step, lease=lease)
+    return Worker(engine, senders, intake=intake_step, lease=lease, keep_for=cfg.data_retention)
 
 
 def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import outbox, workers
+from app.store import outbox, retention, workers
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 # A row whose delivery fails in a way no sender foresaw (a bug, a body this version
 # cannot send) is retried with backoff, then set aside as a dead letter.
 SET_ASIDE_AFTER = 5
-HEARTBEAT_EVERY = 10.0
+HEARTBEAT_EVERY = 10.0  # seconds between heartbeats, and between prunings
 Row = sa.Row[Any]
 Result = tuple[Row, DeliveryError | None]
 
@@ -95,12 +95,14 @@ class Worker:
         intake: Callable[[], bool] | None = None,
         name: str | None = None,
         lease: float = outbox.LEASE_SECONDS,
+        keep_for: float | None = None,
     ) -> None:
         self.engine = engine
         self.senders = list(senders)
         self.intake = intake
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease = lease
+        self.keep_for = keep_for  # DATA_RETENTION; None: prune nothing (tests of one step)
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
         self._stop = threading.Event()
@@ -135,7 +137,8 @@ class Worker:
         for sender in self.senders:
             if self._resumable(sender, now):
                 found |= self._step(sender, now)
-        self._heartbeat(now, force=set(self.paused) != paused_before)
+        if self._heartbeat(now, force=set(self.paused) != paused_before) and self.keep_for:
+            retention.prune(self.engine, now, self.keep_for)
         return found
 
     def _step(self, sender: Sender, now: float) -> bool:
@@ -237,10 +240,12 @@ class Worker:
         del self.paused[sender.destination]
         return True
 
-    def _heartbeat(self, now: float, force: bool = False) -> None:
+    def _heartbeat(self, now: float, force: bool = False) -> bool:
+        """Report in (every HEARTBEAT_EVERY seconds, or now when `force`); True if it did."""
         if not force and now - self._last_beat < HEARTBEAT_EVERY:
-            return
+            return False
         paused = "; ".join(f"{d}: {p.reason}" for d, p in self.paused.items()) or None
         with store.writing(self.engine) as conn:
             workers.heartbeat(conn, self.name, now, paused)
         self._last_beat = now
+        return True

@@ -19,6 +19,7 @@ received = sa.Table(
     sa.Column("message_id", sa.String(200), primary_key=True),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+    sa.Index("received_received_at", "received_at"),  # last hour's count, retention
 )
 
 # Requests to Segment's tracking API (/v1/*) as they arrived, waiting for the
@@ -62,6 +63,7 @@ outbox = sa.Table(
     # two, a claim costs about the same at 1M queued rows as at 10k.
     sa.Index("outbox_due", "destination", "state", "id"),
     sa.Index("outbox_person", "destination", "person", "state", "id"),
+    sa.Index("outbox_finished", "state", "finished_at"),  # last hour's deliveries, retention
 )
 
 # Messages accepted but not forwarded, with why (dashboard, metrics).
@@ -75,6 +77,7 @@ skipped = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("payload", sa.JSON),
     sa.Column("at", sa.Float, nullable=False),
+    sa.Index("skipped_at", "at"),
 )
 
 # The last email seen for a userId or anonymousId (README, "Finding the email").
@@ -84,6 +87,7 @@ identities = sa.Table(
     sa.Column("id", sa.String(200), primary_key=True),
     sa.Column("email", sa.String(320), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("identities_updated_at", "updated_at"),
 )
 
 # People already subscribed to a campaign, so repeated identifies spend no budget.
@@ -93,6 +97,7 @@ campaign_members = sa.Table(
     sa.Column("email", sa.String(320), primary_key=True),
     sa.Column("campaign_id", sa.String(32), primary_key=True),
     sa.Column("at", sa.Float, nullable=False),
+    sa.Index("campaign_members_at", "at"),
 )
 
 # Heartbeats: /readyz wants a worker seen within the last minute.
