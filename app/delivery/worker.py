@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import outbox, retention, workers
+from app.store import counters, outbox, retention, workers
 
 log = logging.getLogger(__name__)
 
@@ -189,19 +189,31 @@ class Worker:
             log.info("worker %s stopping: gave back %d claimed rows", self.name, len(rows))
 
     def _settle(self, dest: str, results: list[Result]) -> None:
+        """Record each row's outcome, its counts and one log line for each delivery."""
         now = time.time()
+        counts = metrics.Counts()
         delivered = [row for row, error in results if error is None]
         with store.writing(self.engine) as conn:
             outbox.finish(conn, [row.id for row in delivered], now)
+            metrics.count(counts, metrics.DELIVERED, dest, amount=len(delivered))
+            for row in delivered:
+                metrics.observe_latency(counts, dest, now - row.received_at)
             for row, error in results:
                 if error is not None:
-                    self._fail(conn, dest, row, error, now)
-        metrics.DELIVERED.labels(dest).inc(len(delivered))
+                    self._fail(conn, counts, dest, row, error, now)
+            counters.add(conn, counts)
         for row in delivered:
-            metrics.LATENCY.labels(dest).observe(now - row.received_at)
+            log.info("delivered %s %s row %s, message %s, for %s", dest, row.kind, row.id,
+                     row.message_id, row.email)  # fmt: skip
 
     def _fail(
-        self, conn: sa.Connection, dest: str, row: Row, error: DeliveryError, now: float
+        self,
+        conn: sa.Connection,
+        counts: metrics.Counts,
+        dest: str,
+        row: Row,
+        error: DeliveryError,
+        now: float,
     ) -> None:
         if error.auth:
             outbox.release(conn, [row.id], now, error.message)
@@ -210,12 +222,15 @@ class Worker:
             outbox.release(conn, [row.id], now + (error.retry_after or 1.0), error.message)
         elif error.permanent or now - row.received_at > GIVE_UP_AFTER:
             outbox.dead_letter(conn, [row.id], error.code, error.message, now)
-            metrics.DEAD.labels(dest, error.code).inc()
-            log.warning("dead-lettered %s row %s: %s %s", dest, row.id, error.code, error.message)
+            metrics.count(counts, metrics.DEAD, dest, error.code)
+            log.warning("dead-lettered %s row %s, message %s: %s %s", dest, row.id,
+                        row.message_id, error.code, error.message)  # fmt: skip
         else:
-            retry_at = now + backoff(row.attempts, error.retry_after)
-            outbox.retry_later(conn, [row.id], retry_at, error.message)
-            metrics.RETRIED.labels(dest).inc()
+            wait = backoff(row.attempts, error.retry_after)
+            outbox.retry_later(conn, [row.id], now + wait, error.message)
+            metrics.count(counts, metrics.RETRIED, dest)
+            log.info("retrying %s row %s, message %s, in %.0f s: %s", dest, row.id,
+                     row.message_id, wait, error.message)  # fmt: skip
 
     def _pause(self, dest: str, reason: str, now: float) -> None:
         if dest not in self.paused:

@@ -20,7 +20,7 @@ from app.mapping.to_segment import event_id, is_forwarded, to_track
 from app.pipeline.drip_schema import DripWebhookSchema
 from app.pipeline.errors import Malformed, WrongAccount
 from app.segment_api import MESSAGE_LIMIT, track_message
-from app.store import outbox, received
+from app.store import counters, outbox, received
 
 log = logging.getLogger(__name__)
 SOURCE = "drip"
@@ -51,7 +51,8 @@ def accept(engine: sa.Engine, envelope: dict[str, Any], cfg: Config) -> dict[str
     """Store one envelope, committed on return; the answer says what became of it."""
     with store.writing(engine) as conn:
         answer = store_envelope(conn, envelope, cfg, time.time())
-    count(answer)
+        counters.add(conn, _counts(answer))
+    metrics.RECEIVED.labels(SOURCE).inc()
     return answer
 
 
@@ -90,12 +91,12 @@ def _track(envelope: dict[str, Any], cfg: Config) -> tuple[str, dict[str, Any] |
         return "too_large", None
 
 
-def count(answer: dict[str, Any]) -> None:
-    """Metrics for one committed webhook."""
-    metrics.RECEIVED.labels(SOURCE).inc()
+def _counts(answer: dict[str, Any]) -> metrics.Counts:
+    counts = metrics.Counts()
     if answer.get("duplicate"):
-        metrics.DUPLICATES.labels(SOURCE).inc()
+        metrics.count(counts, metrics.DUPLICATES, SOURCE)
     elif "skipped" in answer:
-        metrics.SKIPPED.labels(SOURCE, answer["skipped"]).inc()
+        metrics.count(counts, metrics.SKIPPED, SOURCE, answer["skipped"])
     else:
-        metrics.ACCEPTED.labels(SOURCE).inc()
+        metrics.count(counts, metrics.ACCEPTED, SOURCE)
+    return counts

@@ -23,7 +23,7 @@ from app.config import Config
 from app.pipeline import segment
 from app.pipeline.messages import secret_free, storable, tracking_api_messages
 from app.segment_api import MESSAGE_LIMIT
-from app.store import inbox, received
+from app.store import counters, inbox, received
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
             return False
         checked = segment.check(messages, MESSAGE_LIMIT, single=False, received_at=received_at)
         summary = segment.store_checked(conn, config, checked, time.time())
-    segment.count(summary)
+    segment.log_skips(summary)
     return True
 
 
@@ -111,5 +111,7 @@ def _set_aside(engine: sa.Engine, error: str) -> None:
         mid = segment.message_id(payload) if waiting and isinstance(payload, dict) else None
         skip = received.Skip("segment", mid, "mapping_failed", error, storable(payload))
         received.record_skips(conn, [skip], time.time())
-    metrics.SKIPPED.labels("segment", "mapping_failed").inc()
+        counts = metrics.Counts()
+        metrics.count(counts, metrics.SKIPPED, "segment", "mapping_failed")
+        counters.add(conn, counts)
     log.error("set aside a message of inbox request %s: it could not be mapped", row.id)

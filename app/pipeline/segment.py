@@ -25,7 +25,7 @@ from app.pipeline.errors import Malformed
 from app.pipeline.messages import storable
 from app.pipeline.segment_schema import problems
 from app.segment_api import is_echo
-from app.store import outbox, people, received
+from app.store import counters, outbox, people, received
 
 log = logging.getLogger(__name__)
 SOURCE = "segment"
@@ -82,7 +82,7 @@ def accept(engine: sa.Engine, config: Config, messages: list[Any], single: bool)
     with store.writing(engine) as conn:
         summary = store_checked(conn, config, checked, time.time())
     metrics.RECEIVED.labels(SOURCE).inc(len(messages))
-    count(summary)
+    log_skips(summary)
     return summary
 
 
@@ -138,7 +138,17 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
     people.learn(conn, learned, now)
     outbox.enqueue(conn, summary.calls, now)
     received.record_skips(conn, skips, now)
+    counters.add(conn, _counts(summary))
     return summary
+
+
+def _counts(summary: Summary) -> metrics.Counts:
+    counts = metrics.Counts()
+    metrics.count(counts, metrics.ACCEPTED, SOURCE, amount=len(summary.accepted_ids))
+    metrics.count(counts, metrics.DUPLICATES, SOURCE, amount=len(summary.duplicate_ids))
+    for entry in summary.skipped:
+        metrics.count(counts, metrics.SKIPPED, SOURCE, entry["reason"])
+    return counts
 
 
 def _account(
@@ -161,16 +171,12 @@ def _account(
     return _pending(conn, mid, message, outcome, now)
 
 
-def count(summary: Summary) -> None:
-    """Metrics and logs for what was committed (nothing for a failed transaction): one
-    log line per skip reason, however many messages it covers."""
-    metrics.ACCEPTED.labels(SOURCE).inc(len(summary.accepted_ids))
-    metrics.DUPLICATES.labels(SOURCE).inc(len(summary.duplicate_ids))
+def log_skips(summary: Summary) -> None:
+    """Log what was committed as skipped: one line per reason, however many messages."""
     by_reason: dict[str, list[dict[str, Any]]] = {}
     for entry in summary.skipped:
         by_reason.setdefault(entry["reason"], []).append(entry)
     for reason, entries in by_reason.items():
-        metrics.SKIPPED.labels(SOURCE, reason).inc(len(entries))
         first = entries[0]
         log.info(
             "skipped %d segment message(s): %s (first: %s%s)",

@@ -108,3 +108,13 @@ workers = sa.Table(
     sa.Column("seen_at", sa.Float, nullable=False),
     sa.Column("paused", sa.Text),
 )
+
+# What the pipeline and the workers count, added in their own transactions, so that
+# /metrics shows the same totals whichever process serves it (app/metrics.py).
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("labels", sa.String(200), primary_key=True),  # the label values, as JSON
+    sa.Column("value", sa.Float, nullable=False),
+)

@@ -8,12 +8,18 @@ import time
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.core import (
+    REGISTRY,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from app import store
+from app import metrics, store
 from app.delivery.budget import shared_budgets
-from app.store import inbox, outbox, workers
+from app.store import counters, inbox, outbox, workers
 from app.web.auth import presented_key, secret_matches
 from app.web.errors import ApiError
 
@@ -49,7 +55,7 @@ def _not_ready(reason: str) -> tuple[Response, int]:
 
 
 @bp.get("/metrics")
-def metrics() -> Response:
+def scrape() -> Response:
     token = current_app.config["BRIDGE"].metrics_token
     if token and not secret_matches(presented_key(request), token):
         raise ApiError(
@@ -65,9 +71,10 @@ def metrics() -> Response:
 
 
 class StoreCollector(Collector):
-    """Backlog (and inbox), dead letters and rate budgets, read from the store at scrape time."""
+    """What the store knows, read at scrape time: backlog (and inbox), dead letters, rate
+    budgets, and the counters every process adds to (app/metrics.py)."""
 
-    def collect(self) -> list[GaugeMetricFamily]:  # type: ignore[override]
+    def collect(self) -> list[Metric]:  # type: ignore[override]
         left = GaugeMetricFamily(
             "bridge_rate_budget_remaining", "Drip calls left in the window", labels=["budget"]
         )
@@ -84,9 +91,35 @@ class StoreCollector(Collector):
                 "Tracking-API requests stored and not yet mapped",
                 inbox.waiting(conn),
             )
+            totals = counters.totals(conn)
         for (destination, state), count in counts.items():
             (backlog if state == outbox.State.PENDING else dead).add_metric([destination], count)
-        return [waiting, backlog, dead, left]
+        return [waiting, backlog, dead, left, *_counters(totals), _latency(totals)]
+
+
+def _counters(totals: dict[tuple[str, tuple[str, ...]], float]) -> list[Metric]:
+    families: list[Metric] = []
+    for kept in metrics.COUNTERS:
+        family = CounterMetricFamily(kept.name, kept.help, labels=kept.labels)
+        for (name, labels), value in sorted(totals.items()):
+            if name == kept.name:
+                family.add_metric(labels, value)
+        families.append(family)
+    return families
+
+
+def _latency(totals: dict[tuple[str, tuple[str, ...]], float]) -> Metric:
+    """The latency histogram from its stored per-bucket counts (made cumulative here)."""
+    name = metrics.LATENCY.name
+    family = HistogramMetricFamily(name, metrics.LATENCY.help, labels=metrics.LATENCY.labels)
+    destinations = sorted({labels[0] for (n, labels) in totals if n == name + "_sum"})
+    for destination in destinations:
+        running, buckets = 0.0, []
+        for bound in [*map(str, metrics.LATENCY_BUCKETS), "+Inf"]:
+            running += totals.get((name + "_bucket", (destination, bound)), 0.0)
+            buckets.append((bound, running))
+        family.add_metric([destination], buckets, totals[(name + "_sum", (destination,))])
+    return family
 
 
 def _store_registry() -> CollectorRegistry:
