@@ -303,3 +303,24 @@ def test_an_unknown_dead_letter_is_404_even_past_the_id_range(app: Flask) -> Non
             headers={"Origin": "http://localhost"},
         )
         assert (response.status_code, answer(response)["error"]["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("given", ["new-key", "old-key"])
+def test_during_a_rotation_both_values_of_a_secret_are_accepted(app: Flask, given: str) -> None:
+    rotating = {
+        "bridge_write_key": "new-key, old-key",
+        "segment_shared_secret": "new-secret,old-secret",
+        "drip_webhook_token": "new-key,old-key",
+    }
+    app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides(rotating)
+    client = app.test_client()
+    assert v1(client, {"batch": [GOOD]}, JSON | basic(given)).status_code == 200
+    raw = json.dumps(GOOD | {"messageId": f"m-{given}"}).encode()
+    secret = given.replace("key", "secret")
+    signed = JSON | {"X-Signature": sign(secret, raw)}
+    assert client.post("/segment", data=raw, headers=signed).status_code == 200
+    subscriber = {"id": "s", "email": "g@x.io"}
+    webhook = {"event": "subscriber.opened_email", "occurred_at": "2026-11-26T10:00:00Z",
+               "data": {"account_id": ACCOUNT_ID, "subscriber": subscriber}}  # fmt: skip
+    assert client.post(f"/drip/webhook?token={given}", json=webhook).status_code == 200
+    assert v1(client, {"batch": [GOOD]}, JSON | basic("new-key,old-key")).status_code == 401

@@ -50,11 +50,18 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
+def values(secret: str | None) -> list[str]:
+    """A secret's accepted values: one, or two separated by a comma while it is rotated
+    (`new,old`), so that neither side of a change is refused meanwhile."""
+    return [v.strip() for v in (secret or "").split(",") if v.strip()]
+
+
 def secret_matches(given: str | None, expected: str | None) -> bool:
-    """A constant-time comparison; nothing matches a missing secret."""
-    if not given or not expected:
+    """Constant-time comparisons with each accepted value; nothing matches no secret."""
+    if not given:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    matches = [hmac.compare_digest(given.encode(), v.encode()) for v in values(expected)]
+    return any(matches)
 
 
 def check_webhook(config: Config, request: Request, raw: bytes) -> bool:
@@ -69,7 +76,8 @@ def check_webhook(config: Config, request: Request, raw: bytes) -> bool:
         )
     given = request.headers.get("X-Signature")
     if given and secret:
-        if secret_matches(given.strip().lower(), signature(secret, raw)):
+        sent = given.strip().lower()
+        if any(secret_matches(sent, signature(one, raw)) for one in values(secret)):
             return True
         raise ApiError(
             401,
