@@ -19,12 +19,31 @@ from app.config import Config, ConfigError  # imports nothing of prometheus_clie
 # this must be set before prometheus_client is first imported, which the app does.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-bridge-metrics-"))
 
+
+def _positive_int(name: str, default: int) -> int:
+    """`name` from the environment; a bad value stops here, with one line and status 2
+    (gunicorn would print a traceback for an exception raised while loading this file)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        print(f'drip-bridge: {name} must be a whole number of at least 1, got "{value}"',
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    return int(value)
+
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Ingest is CPU-bound Python: processes, not threads, use the cores (bench/ingest:
-# one thread per process served twice the requests of four threads per process).
-workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Ingest is CPU-bound Python: processes use the cores (bench/ingest).
+workers = _positive_int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
+# Clients reach gunicorn unbuffered (Heroku's router passes request bodies through as
+# they arrive), so a request sent a byte a second must not hold a worker: gunicorn's
+# documentation asks for an async worker for "direct internet traffic without a
+# buffering proxy" (docs/content/design.md, "When to Use Async Workers"). Under gevent
+# a slow connection holds one greenlet, not the process; up to `worker_connections`
+# per process (bench/slowclients). A thread worker holds a thread per slow request.
+worker_class = "gevent"
+worker_connections = 1000
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -51,7 +70,9 @@ def child_exit(server: Any, worker: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """`drip-bridge serve` (BRIDGE_DELIVERY_IN_WEB=1): a delivery thread in each web worker.
 
-    The Procfile's web process leaves it unset and only serves HTTP.
+    The Procfile's web process leaves it unset and only serves HTTP. Under the gevent
+    worker `threading` is monkey-patched, so the delivery "thread" is a greenlet: it
+    gives way to requests whenever it waits (Drip, Segment, PostgreSQL, its idle sleep).
     """
     if os.environ.get("BRIDGE_DELIVERY_IN_WEB") == "1":
         from app.delivery.runner import start_in_thread

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import backlog, ingest, intake, latency, throughput
+from bench import backlog, ingest, intake, latency, slowclients, throughput
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": ingest.main,
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "backlog": backlog.main,
     "throughput": throughput.main,
     "latency": latency.main,
+    "slowclients": slowclients.main,
 }
 
 

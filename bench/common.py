@@ -54,10 +54,13 @@ class Processes:
         self.started.append(proc)
         return proc
 
-    def gunicorn(self, app: str, port: int, env: dict[str, str], name: str) -> str:
-        """`gunicorn -c python:app.gunicorn_conf <app>` (the Procfile's web) on `port`."""
+    def gunicorn(
+        self, app: str, port: int, env: dict[str, str], name: str, extra: Sequence[str] = ()
+    ) -> str:
+        """`gunicorn -c python:app.gunicorn_conf <app>` (the Procfile's web) on `port`;
+        `extra` options override the configuration file's."""
         argv = [str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
-                f"127.0.0.1:{port}", app]  # fmt: skip
+                f"127.0.0.1:{port}", *extra, app]  # fmt: skip
         proc = self.start(argv, env, name)
         url = f"http://127.0.0.1:{port}"
         try:
