@@ -14,28 +14,26 @@ import tempfile
 from typing import Any
 
 from app.config import Config, ConfigError  # imports nothing of prometheus_client
+from app.web import check_web_concurrency
 
 # Merge the counters of all processes for /metrics (prometheus_client multiprocess);
 # this must be set before prometheus_client is first imported, which the app does.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-bridge-metrics-"))
 
 
-def _positive_int(name: str, default: int) -> int:
-    """`name` from the environment; a bad value stops here, with one line and status 2
-    (gunicorn would print a traceback for an exception raised while loading this file)."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        print(f'drip-bridge: {name} must be a whole number of at least 1, got "{value}"',
-              file=sys.stderr)  # fmt: skip
-        sys.exit(2)
-    return int(value)
+def _workers() -> int:
+    """WEB_CONCURRENCY, else two processes per core; a bad value stops gunicorn here with
+    one line and status 2 (an exception raised while gunicorn loads this file would print
+    a traceback). gunicorn itself reads WEB_CONCURRENCY with int() when it is imported,
+    so a value that is not a number at all is caught before, by `python -m app.web`."""
+    check_web_concurrency()
+    value = os.environ.get("WEB_CONCURRENCY", "").strip()
+    return int(value) if value else 2 * (os.cpu_count() or 1)
 
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Ingest is CPU-bound Python: processes use the cores (bench/ingest).
-workers = _positive_int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
+workers = _workers()
 # Clients reach gunicorn unbuffered (Heroku's router passes request bodies through as
 # they arrive), so a request sent a byte a second must not hold a worker: gunicorn's
 # documentation asks for an async worker for "direct internet traffic without a
