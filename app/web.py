@@ -2,8 +2,8 @@
 
 gunicorn converts WEB_CONCURRENCY with int() while it is imported, before it reads any
 configuration file, so a value such as "two" (or blank) would stop it with a traceback
-and exit status 1, and "-1" with its own message. This checks it first: one line naming the variable and exit status 2, as for
-every other setting.
+and exit status 1, and "-1" with its own message. This checks it first: one line
+naming the variable and exit status 2, as for every other setting.
 """
 
 from __future__ import annotations
