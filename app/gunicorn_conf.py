@@ -79,9 +79,20 @@ def post_worker_init(worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Let the delivery thread finish its step before the process goes."""
+    """Let the delivery thread finish its step before the process goes.
+
+    With `--preload` (which gunicorn discourages for gevent workers) the app imported
+    `threading` before gevent patched it, and at exit the Segment library's atexit
+    join waits forever for a finished greenlet: such a worker leaves without atexit
+    handlers once delivery has stopped (rows it did not settle are sent again by the
+    next worker, at-least-once).
+    """
     delivery = getattr(worker, "delivery", None)
     if delivery:
         thread, stop = delivery
         stop.set()
         thread.join(timeout=15)
+        if server.cfg.preload_app:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
