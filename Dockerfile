@@ -27,4 +27,4 @@ COPY wsgi.py Procfile ./
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 PORT=8000
 USER bridge
 EXPOSE 8000
-CMD ["gunicorn", "-c", "python:app.gunicorn_conf", "wsgi:app"]
+CMD ["python", "-m", "app.web_process", "wsgi:app"]

@@ -52,8 +52,8 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     bind = f"[{address}]:{env['PORT']}" if ":" in address else f"{address}:{env['PORT']}"
     mode = "web only" if no_worker else "web and delivery"
     click.echo(f"drip-bridge serving on http://{bind} ({mode})")
-    argv = ["gunicorn", "-c", "python:app.gunicorn_conf", "--bind", bind]
-    os.execve(sys.executable, [sys.executable, "-m", *argv, "app.factory:create_app()"], env)
+    argv = ["app.web_process", "--bind", bind, "app.factory:create_app()"]  # the Procfile's web
+    os.execve(sys.executable, [sys.executable, "-m", *argv], env)
 
 
 def check_database(engine: sa.Engine) -> tuple[str, list[str]]:

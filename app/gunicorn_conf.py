@@ -1,6 +1,6 @@
 """Gunicorn settings for the `web` process (Procfile) and for `drip-bridge serve`.
 
-`gunicorn -c python:app.gunicorn_conf wsgi:app`.
+`python -m app.web_process wsgi:app` (gunicorn -c python:app.gunicorn_conf wsgi:app).
 
 The configuration is checked in the master before any worker forks, so a bad
 setting stops gunicorn with one line and exit status 2.
@@ -14,17 +14,34 @@ import tempfile
 from typing import Any
 
 from app.config import Config, ConfigError  # imports nothing of prometheus_client
+from app.web_process import check_web_concurrency
 
 # Merge the counters of all processes for /metrics (prometheus_client multiprocess);
 # this must be set before prometheus_client is first imported, which the app does.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-bridge-metrics-"))
 
+
+def _workers() -> int:
+    """WEB_CONCURRENCY, else two processes per core; a bad value stops gunicorn here with
+    one line and status 2 (an exception raised while gunicorn loads this file would print
+    a traceback). gunicorn itself reads WEB_CONCURRENCY with int() when it is imported,
+    so a value that is not a number at all is caught before, by `python -m app.web_process`."""
+    check_web_concurrency()
+    value = os.environ.get("WEB_CONCURRENCY", "").strip()
+    return int(value) if value else 2 * (os.cpu_count() or 1)
+
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Ingest is CPU-bound Python: processes, not threads, use the cores (bench/ingest:
-# one thread per process served twice the requests of four threads per process).
-workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Ingest is CPU-bound Python: processes use the cores (bench/ingest).
+workers = _workers()
+# Clients reach gunicorn unbuffered (Heroku's router passes request bodies through as
+# they arrive), so a request sent a byte a second must not hold a worker: gunicorn's
+# documentation asks for an async worker for "direct internet traffic without a
+# buffering proxy" (docs/content/design.md, "When to Use Async Workers"). Under gevent
+# a slow connection holds one greenlet, not the process; up to `worker_connections`
+# per process (bench/slowclients). A thread worker holds a thread per slow request.
+worker_class = "gevent"
+worker_connections = 1000
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -51,7 +68,9 @@ def child_exit(server: Any, worker: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """`drip-bridge serve` (BRIDGE_DELIVERY_IN_WEB=1): a delivery thread in each web worker.
 
-    The Procfile's web process leaves it unset and only serves HTTP.
+    The Procfile's web process leaves it unset and only serves HTTP. Under the gevent
+    worker `threading` is monkey-patched, so the delivery "thread" is a greenlet: it
+    gives way to requests whenever it waits (Drip, Segment, PostgreSQL, its idle sleep).
     """
     if os.environ.get("BRIDGE_DELIVERY_IN_WEB") == "1":
         from app.delivery.runner import start_in_thread
@@ -60,7 +79,7 @@ def post_worker_init(worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Let the delivery thread finish its step before the process goes."""
+    """Let the delivery thread finish its call in flight and give back the rest."""
     delivery = getattr(worker, "delivery", None)
     if delivery:
         thread, stop = delivery

@@ -10,6 +10,9 @@ from flask import Flask
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object a line; an exception's traceback in "exception" (the cause of a
+    500 or of a `log.exception`), a logged stack in "stack"."""
+
     def format(self, record: logging.LogRecord) -> str:
         line = {
             "time": self.formatTime(record),
@@ -18,6 +21,12 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         line.update(getattr(record, "fields", {}))
+        if record.exc_info and record.exc_info[0] is not None:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
         return json.dumps(line, default=str)
 
 

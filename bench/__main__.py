@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import backlog, dashboard, ingest, intake, latency, throughput
+from bench import backlog, dashboard, ingest, intake, latency, slowclients, throughput
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": ingest.main,
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "throughput": throughput.main,
     "latency": latency.main,
     "dashboard": dashboard.main,
+    "slowclients": slowclients.main,
 }
 
 

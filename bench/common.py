@@ -54,10 +54,13 @@ class Processes:
         self.started.append(proc)
         return proc
 
-    def gunicorn(self, app: str, port: int, env: dict[str, str], name: str) -> str:
-        """`gunicorn -c python:app.gunicorn_conf <app>` (the Procfile's web) on `port`."""
-        argv = [str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
-                f"127.0.0.1:{port}", app]  # fmt: skip
+    def gunicorn(
+        self, app: str, port: int, env: dict[str, str], name: str, extra: Sequence[str] = ()
+    ) -> str:
+        """`python -m app.web_process <app>` (the Procfile's web, gunicorn) on `port`;
+        `extra` options override the configuration file's."""
+        argv = [sys.executable, "-m", "app.web_process", "--bind",
+                f"127.0.0.1:{port}", *extra, app]  # fmt: skip
         proc = self.start(argv, env, name)
         url = f"http://127.0.0.1:{port}"
         try:

@@ -214,18 +214,21 @@ def _post(conn: http.client.HTTPConnection, path: str, payload: bytes) -> bool:
     return False
 
 
-def start_servers(procs: Processes, work: Path, pg_url: str | None) -> dict[str, Server]:
-    """The no-op app and the bridge on SQLite (and PostgreSQL), each its own gunicorn."""
+def start_servers(
+    procs: Processes, work: Path, pg_url: str | None, extra: Sequence[str] = ()
+) -> dict[str, Server]:
+    """The no-op app and the bridge on SQLite (and PostgreSQL), each its own gunicorn
+    (`extra`: gunicorn options over the configuration file's, for all of them)."""
     urls = {"sqlite": f"sqlite:///{work}/bridge.sqlite3"} | ({"postgres": pg_url} if pg_url else {})
     servers: dict[str, Server] = {}
     noop_env = bridge_env(urls["sqlite"]) | {"PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)}
-    url = procs.gunicorn("bench.noop:app", free_port(), noop_env, "noop")
+    url = procs.gunicorn("bench.noop:app", free_port(), noop_env, "noop", extra)
     servers["noop"] = Server(url, procs.started[-1].pid)
     for db, url in urls.items():
         env = bridge_env(url) | {"PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)}
         subprocess.run([str(BIN / "drip-bridge"), "db", "upgrade"], env=env, check=True,
                        capture_output=True, timeout=120)  # fmt: skip
-        url = procs.gunicorn("wsgi:app", free_port(), env, f"bridge-{db}")
+        url = procs.gunicorn("wsgi:app", free_port(), env, f"bridge-{db}", extra)
         servers[f"bridge-{db}"] = Server(url, procs.started[-1].pid)
     return servers
 
@@ -307,7 +310,8 @@ def render(figures: dict[str, Any]) -> str:
     p = figures["parameters"]
     return "\n\n".join([
         f"## Ingest ({p['rounds']} alternating rounds of {p['seconds']:g} s, "
-        f"wrk -c{p['connections']}, WEB_CONCURRENCY default; medians; "
+        f"wrk -c{p['connections']}, WEB_CONCURRENCY default, gunicorn "
+        f"`{p.get('gunicorn_args') or 'app/gunicorn_conf.py'}`; medians; "
         "ratio = median of per-round bridge/no-op; target >= 0.6)",
         table(["endpoint", "server", "req/s", "ratio", "per-round ratios", "server CPU us/req",
                "CPU ratio", "p50 ms", "p99 ms", "errors"], rows),
@@ -329,6 +333,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--open-seconds", type=float, default=10.0, help="per open-loop run")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--gunicorn-args",
+        default="",
+        help='gunicorn options over app/gunicorn_conf.py for every server, e.g. "--threads 4"',
+    )
+    parser.add_argument(
+        "--save-as", default="ingest", help="results file name (bench/results/<name>.json)"
+    )
     return parser.parse_args(argv)
 
 
@@ -346,7 +358,7 @@ def sent(runs: dict[str, dict[str, list[dict[str, Any]]]], half: dict[str, Any],
 def measure(args: argparse.Namespace, work: Path, pg_url: str | None) -> dict[str, Any]:
     procs = Processes(work)
     try:
-        servers = start_servers(procs, work, pg_url)
+        servers = start_servers(procs, work, pg_url, args.gunicorn_args.split())
         print(f"ingest: servers {', '.join(servers)}")
         runs = alternate(servers, args, work)
         closed = summarise({e: {k: rs[k] for k in servers} for e, rs in runs.items()})
@@ -368,4 +380,4 @@ def main(argv: Sequence[str] = ()) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, pg as pg_url:
         figures = measure(args, Path(tmp), pg_url)
     figures["parameters"] = vars(args) | {"wrk_threads": 1, "open_loop_threads": 32}
-    save("ingest", figures, render(figures))
+    save(args.save_as, figures, render(figures))

@@ -1,6 +1,6 @@
 """The no-op baseline: reads the JSON body and answers as Segment does, storing nothing.
 
-Served with the bridge's own settings: `gunicorn -c python:app.gunicorn_conf bench.noop:app`.
+Served with the bridge's own settings: `python -m app.web_process bench.noop:app`.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class Processes:
         assert upgrade.returncode == 0, upgrade.stderr
         port = free_port()
         self.start(
-            str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
+            sys.executable, "-m", "app.web_process", "--bind",
             f"127.0.0.1:{port}", *extra, "wsgi:app", name=f"gunicorn-{port}",
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"

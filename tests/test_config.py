@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,8 @@ def test_the_cli_stops_with_one_line_and_status_2() -> None:
 
 
 def test_gunicorn_stops_with_one_line_and_status_2_before_any_worker_starts() -> None:
-    result = run(str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
-                 "127.0.0.1:0", "wsgi:app", DRIP_ACCOUNT_ID="1234567")  # fmt: skip
+    result = run(*procfile("web")[:-1], "--bind", "127.0.0.1:0", "wsgi:app",
+                 DRIP_ACCOUNT_ID="1234567")  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == "drip-bridge: DRIP_API_TOKEN is required but not set"
     assert "Booting worker" not in result.stderr
@@ -99,7 +100,8 @@ def procfile(process: str) -> list[str]:
         name, _, command = line.partition(":")
         if name.strip() == process:
             argv = shlex.split(command)
-            return [str(BIN / argv[0]), *argv[1:]]
+            program = sys.executable if argv[0] == "python" else str(BIN / argv[0])
+            return [program, *argv[1:]]
     raise AssertionError(f"no {process} in the Procfile")
 
 
@@ -117,7 +119,7 @@ def test_on_a_dyno_without_database_url_every_process_refuses_naming_it(process:
 def test_the_procfile_runs_what_the_platform_expects() -> None:
     assert procfile("worker")[1:] == ["worker"]
     assert procfile("release")[1:] == ["db", "upgrade"]
-    assert procfile("web")[1:] == ["-c", "python:app.gunicorn_conf", "wsgi:app"]
+    assert procfile("web")[1:] == ["-m", "app.web_process", "wsgi:app"]
 
 
 def test_on_a_dyno_a_sqlite_database_url_is_refused_too() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def test_every_command_from_any_directory_uses_one_default_store(
 
     # The Procfile's web line, from the checkout (where wsgi.py is).
     port = free_port()
-    local.start(str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--bind",
+    local.start(sys.executable, "-m", "app.web_process", "--bind",
                 f"127.0.0.1:{port}", "wsgi:app", cwd=ROOT)  # fmt: skip
     web = f"http://127.0.0.1:{port}"
     wait_until("gunicorn to serve", lambda: answers(f"{web}/healthz"))
