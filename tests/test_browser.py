@@ -24,6 +24,9 @@ from app.config import Config
 from app.delivery.budget import dispose_budgets
 from app.delivery.runner import create_worker
 from app.factory import create_app
+from app.mapping.device import plugin_table
+from app.mapping.to_drip import map_message
+from app.mapping.types import Options, Outcome
 from app.pipeline.messages import tracking_api_messages
 from app.simulators.drip import FakeDrip
 from app.simulators.server import ServedApp, serve, wait_until
@@ -247,3 +250,74 @@ def test_with_the_plugin_drips_tag_gets_the_calls_and_drip_gets_nothing_twice(
     after = metrics(client, source="segment", reason="sent_by_device_mode")
     skips = "bridge_messages_skipped_total"
     assert after[skips] - before.get(skips, 0) == 2
+
+
+# Messages whose device-mode calls must be what the server mapping makes of them.
+SAME_RULES = [
+    {"type": "identify", "userId": "u7", "context": {"ip": "10.0.0.1", "timezone": "UTC"},
+     "traits": {"email": " Grace@Example.com ", "name": "Grace  Brewster Hopper", "phone": 5550100,
+                "address": {"street": "1 Navy Way", "city": "Arlington", "postal_code": "22201"},
+                "prospect": "true", "eu_consent": True, "base_lead_score": "30",
+                "tags": "navy, cobol,navy", "removeTags": ["army"], "accountType": "admiral",
+                "Shirt Size": "M", "Größe": 42, "drip_rank": 1.5, "empty": None,
+                "nested": {"b": [1, 2], "a": "x"}, "custom_fields": {"Extra Field": True},
+                "AccountType": "other", "long": "x" * 1001}},
+    {"type": "identify", "userId": "ada@example.com", "traits": {"firstName": "Ada"},
+     "integrations": {"Drip": {"campaignId": "555"}}},
+    {"type": "identify", "userId": "u8", "traits": {"plan": "pro"}},  # no email: nothing
+    {"type": "identify", "userId": "u8", "traits": {"email": "a@b.co"},
+     "integrations": {"All": False}},
+    {"type": "identify", "userId": "u8", "traits": {"email": "a@b.co"},
+     "integrations": {"All": False, "Drip": True}},
+    {"type": "track", "userId": "u7", "event": "Upgraded", "timestamp": "2026-11-26T10:00:00.900Z",
+     "properties": {"email": "g@example.com", "revenue": "$9.995", "Item Count": 3,
+                    "planName": "pro"}},
+    {"type": "track", "userId": "u7", "event": "Tipped", "properties": {"email": "g@example.com",
+     "value": "250", "revenue": None}},
+    {"type": "track", "userId": "u7", "event": "Refunded", "properties": {"email": "g@example.com",
+     "value": -1, "revenue": -3}},
+    {"type": "track", "userId": "u7", "event": "Order Completed", "properties": {
+     "email": "g@example.com", "order_id": "o1", "total": 20}},
+    {"type": "track", "userId": "u7", "event": "Audience Entered", "properties": {
+     "email": "g@example.com", "audience_key": "vip"}},
+    {"type": "track", "userId": "u7", "event": "Hidden", "integrations": {"Drip": False},
+     "properties": {"email": "g@example.com"}},
+]  # fmt: skip
+
+
+def as_dcq(message: dict[str, Any], outcome: Outcome) -> list[Any]:
+    """The `_dcq` calls that say what the server's Drip calls say (custom fields beside
+    the subscriber's keys, as Drip's tag takes them); none for what only the server does."""
+    dcq: list[Any] = []
+    for call in outcome.calls:
+        record = dict(call.record)
+        if call.kind == "subscriber" and message["type"] == "identify":
+            custom = record.pop("custom_fields", {})
+            dcq.append(["identify", record | {k: v for k, v in custom.items() if k not in record}])
+        elif call.kind == "campaign":
+            fields = {k: record[k] for k in ("email", "user_id") if k in record}
+            dcq.append(["subscribe", {"campaign_id": call.campaign_id, "fields": fields}])
+        elif call.kind == "event":
+            when = {"occurred_at": record["occurred_at"]} if "occurred_at" in record else {}
+            dcq.append(["track", record["action"], record["properties"] | when])
+        else:
+            return []  # orders and audiences: left to the bridge
+    return dcq
+
+
+def test_the_plugin_maps_with_the_server_mappings_own_rules(
+    browser: Browser, site: tuple[Site, ServedApp], bridge: Flask
+) -> None:
+    shop, served = site
+    shop.plugin = True
+    # In the page a site's own code may name a campaign (Drip's tag takes it anyway), so
+    # the comparison is with the server's rules for trusted messages.
+    options = Options(campaign_id=CAMPAIGN)
+    expected = [as_dcq(m, map_message(m, {}, options)) for m in SAME_RULES]
+    with visit(browser, served.url) as page:
+        got = page.page.evaluate("(ms) => ms.map(m => window.DripBridge.callsFor(m))", SAME_RULES)
+        rules = page.page.evaluate("window.DripBridge.rules")
+    assert got == expected
+    assert [len(calls) for calls in got] == [2, 2, 0, 0, 2, 1, 1, 1, 0, 0, 0]  # none vacuous
+    assert rules == plugin_table()
+    assert "status" not in [target for target, _, _ in rules["fields"]]  # not from a page
