@@ -5,6 +5,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+NODE_PACKAGES := tests/browser/node_modules/.package-lock.json
 
 .PHONY: demo test check lint types pytest services bench clean
 
@@ -22,8 +23,14 @@ lint: $(VENV)/.installed
 types: $(VENV)/.installed
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed services
+pytest: $(VENV)/.installed services $(NODE_PACKAGES)
 	$(BIN)/pytest
+
+# Segment's JavaScript libraries for the browser and Node tests (analytics-next,
+# analytics-node), exactly as tests/browser/package-lock.json pins them.
+$(NODE_PACKAGES): tests/browser/package-lock.json
+	@command -v npm >/dev/null && npm ci --prefix tests/browser --no-audit --no-fund \
+	  || echo "npm is not installed: the browser tests need Node.js 20 and npm (npm ci in tests/browser)"
 
 # PostgreSQL for the Postgres half of the suite: start the machine's cluster if it is down.
 # Debian's Chromium for the dashboard's browser tests (Playwright drives it; it
@@ -51,4 +58,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules
