@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.config import Config
+from app.factory import create_app
 from app.simulators.drip import FakeDrip
 from tests.conftest import DRIP_TOKEN, SHARED_SECRET, WEBHOOK_TOKEN
 
@@ -38,3 +40,18 @@ def test_check_fails_with_one_line_when_drip_refuses_the_token(
     assert result.output.splitlines()[-1].startswith(
         "Error: Drip refused the check (GET /v2/user): "
     )
+
+
+def test_check_prints_the_browser_settings_when_pages_may_send(config: Config) -> None:
+    pages = {"browser_write_key": "page-key", "browser_origins": ("https://shop.example",)}
+    app = create_app(config.with_overrides(pages))
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "analytics.js on https://shop.example: write key = BROWSER_WRITE_KEY, "
+        'integrations["Segment.io"].apiHost = "<your-bridge-host>/v1"\n'
+        '  device mode: <script src="https://<your-bridge-host>/drip.js"></script> and '
+        "analytics.register(DripBridge)\n"
+    ) in result.output
+    assert "page-key" not in result.output
+    app.extensions["engine"].dispose()
