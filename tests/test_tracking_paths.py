@@ -163,9 +163,14 @@ def test_every_answer_to_an_allowed_page_carries_its_origin_errors_included(
         web.post("/v1/t", data=b"{not json", headers=PAGE),
         post(web, "/v1/t", TRACK, TEXT | basic("wrong") | {"Origin": SHOP}),
         post(web, "/v1/nope", TRACK, PAGE),
+        web.get("/v1/t", headers={"Origin": SHOP}),
+        post(web, "/v1/t/deeper", TRACK, PAGE),
     ]
     assert [(r.status_code, r.headers.get("Access-Control-Allow-Origin")) for r in answers] == [
-        (200, SHOP), (400, SHOP), (401, SHOP), (404, SHOP)]  # fmt: skip
+        (200, SHOP), (400, SHOP), (401, SHOP), (404, SHOP), (405, SHOP), (404, SHOP)]  # fmt: skip
+    assert (
+        "Access-Control-Allow-Origin" not in web.get("/healthz", headers={"Origin": SHOP}).headers
+    )
 
 
 def test_without_browser_origins_no_page_gets_in(client: FlaskClient, app: Flask) -> None:

@@ -28,12 +28,9 @@ def _config() -> Config:
     return cfg
 
 
-@bp.route(
-    "/v1/<kind>/",
-    methods=["POST", "OPTIONS"],
-    strict_slashes=False,  # `/v1/batch/` is `/v1/batch`
-    provide_automatic_options=False,  # a preflight is answered below, after the origin check
-)
+# `/v1/batch/` is `/v1/batch`; a preflight is answered below, after the origin check.
+@bp.route("/v1/<kind>", methods=["POST", "OPTIONS"], provide_automatic_options=False)
+@bp.route("/v1/<kind>/", methods=["POST", "OPTIONS"], provide_automatic_options=False)
 def tracking_api(kind: str) -> Any:
     """Segment's tracking API: checked for origin, auth, JSON and size, stored whole, answered.
 
@@ -73,6 +70,9 @@ def tracking_api(kind: str) -> Any:
     return {"success": True}
 
 
-@bp.after_request
+@bp.after_app_request
 def cors_headers(response: Response) -> Response:
+    """CORS headers on every /v1 answer, a routing error's (405, 404) included."""
+    if not request.path.startswith("/v1/"):
+        return response
     return cors.with_headers(_config(), request, response)
