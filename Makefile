@@ -10,6 +10,7 @@ BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export UV
+NODE_PACKAGES := tests/browser/node_modules/.package-lock.json
 
 .PHONY: demo test check lint types pytest services bench clean
 
@@ -27,8 +28,14 @@ lint: $(VENV)/.installed
 types: $(VENV)/.installed
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed services
+pytest: $(VENV)/.installed services $(NODE_PACKAGES)
 	$(BIN)/pytest
+
+# Segment's JavaScript libraries for the browser and Node tests (analytics-next,
+# analytics-node), exactly as tests/browser/package-lock.json pins them.
+$(NODE_PACKAGES): tests/browser/package-lock.json
+	@command -v npm >/dev/null && npm ci --prefix tests/browser --no-audit --no-fund \
+	  || echo "npm is not installed: the browser tests need Node.js 20 and npm (npm ci in tests/browser)"
 
 # PostgreSQL for the Postgres half of the suite: start the machine's cluster if it is down.
 # Debian's Chromium for the dashboard's browser tests (Playwright drives it; it
@@ -58,4 +65,4 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/pip install --quiet 'uv>=0.9,<1'
 
 clean:
-	rm -rf $(VENV) .tools instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools instance .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules

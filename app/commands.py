@@ -171,6 +171,13 @@ def print_setup(cfg: Config, base: str | None) -> None:
     else:
         click.echo("  Header:        Authorization: Bearer <BRIDGE_WRITE_KEY>")
     click.echo(f"Segment libraries: host={url}, write key = BRIDGE_WRITE_KEY")
+    if cfg.browser_write_key and cfg.browser_origins:
+        host = url.removeprefix("https://")
+        pages = ", ".join(cfg.browser_origins)
+        api_host = f'integrations["Segment.io"].apiHost = "{host}/v1"'
+        click.echo(f"analytics.js on {pages}: write key = BROWSER_WRITE_KEY, {api_host}")
+        plugin = f'<script src="{url}/drip.js"></script>'
+        click.echo(f"  device mode: {plugin} and analytics.register(DripBridge)")
     if cfg.drip_webhook_token:  # the token itself is a secret: it is never printed
         hook = f"{url}/drip/webhook?token=<DRIP_WEBHOOK_TOKEN>"
         click.echo(f"\nDrip webhook URL (Settings > Webhooks): {hook}")

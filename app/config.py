@@ -47,6 +47,11 @@ class Config:
     segment_api_host: str = "https://api.segment.io"
     segment_shared_secret: str | None = field(default=None, repr=False)
     bridge_write_key: str | None = field(default=None, repr=False)
+    # The public key analytics.js pages send with: browser paths only, restricted.
+    browser_write_key: str | None = field(default=None, repr=False)
+    # Page origins allowed by CORS; ("*",) for any; empty: no browser traffic.
+    browser_origins: tuple[str, ...] = ()
+    drip_tag_url: str | None = None  # None: Drip's tag for the account (`tag_url`)
     database_url: str = ""
     admin_password: str | None = field(default=None, repr=False)
     metrics_token: str | None = field(default=None, repr=False)
@@ -82,6 +87,9 @@ class Config:
             ),
             segment_shared_secret=get("SEGMENT_SHARED_SECRET"),
             bridge_write_key=get("BRIDGE_WRITE_KEY"),
+            browser_write_key=_browser_key(get("BROWSER_WRITE_KEY"), get("BRIDGE_WRITE_KEY")),
+            browser_origins=_origins(get("BROWSER_ORIGINS")),
+            drip_tag_url=_optional_url("DRIP_TAG_URL", get("DRIP_TAG_URL")),
             database_url=_database_url(get("DATABASE_URL"), env),
             admin_password=get("ADMIN_PASSWORD"),
             metrics_token=get("METRICS_TOKEN"),
@@ -95,6 +103,13 @@ class Config:
     def store_name(self) -> str:
         """The kind of store, for people: SQLite or PostgreSQL."""
         return "SQLite" if self.database_url.startswith("sqlite") else "PostgreSQL"
+
+    @property
+    def tag_url(self) -> str:
+        """Drip's JavaScript tag that /drip.js loads."""
+        from app.drip_api import tag_url
+
+        return self.drip_tag_url or tag_url(self.drip_account_id)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
         return replace(self, **overrides)
@@ -158,6 +173,32 @@ def _duration(name: str, value: str) -> float:
     if not match or int(match[1]) == 0:
         raise ConfigError(f'{name} must look like "30d", "12h", "90m" or "45s", got "{value}"')
     return float(int(match[1]) * DURATION_UNITS[match[2]])
+
+
+def _browser_key(value: str | None, bridge_key: str | None) -> str | None:
+    """BROWSER_WRITE_KEY sits in every page's source: it must not be the bridge's key."""
+    if value is not None and value == bridge_key:
+        raise ConfigError("BROWSER_WRITE_KEY must differ from BRIDGE_WRITE_KEY (pages publish it)")
+    return value
+
+
+def _origins(value: str | None) -> tuple[str, ...]:
+    """BROWSER_ORIGINS: `*`, or a comma list of origins (`https://shop.example.com`)."""
+    if value is None:
+        return ()
+    if value == "*":
+        return ("*",)
+    origins = []
+    for item in (o.strip() for o in value.split(",")):
+        parts = urlsplit(item)
+        exact = f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+        if parts.scheme not in ("http", "https") or item.rstrip("/") != exact:
+            raise ConfigError(
+                "BROWSER_ORIGINS must be * or a comma list of origins like "
+                f'https://shop.example.com (scheme and host, no path), got "{item}"'
+            )
+        origins.append(exact.lower())
+    return tuple(origins)
 
 
 def parse_rate(name: str, value: str) -> Rate:

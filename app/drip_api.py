@@ -50,8 +50,15 @@ RESERVED_PREFIX = "drip_"
 # Emails are compared trimmed.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 MAX_EMAIL = 320
+# Drip's JavaScript tag for an account (js/_getting_started.md: the snippet loads
+# `//tag.getdrip.com/<account id>.js` after setting `_dcs.account`).
+TAG_URL = "https://tag.getdrip.com/{account}.js"
 # Campaign ids are numbers; one goes into a URL path, so nothing else may pass.
 CAMPAIGN_ID = re.compile(r"[0-9]{1,32}")
+
+
+def tag_url(account_id: str) -> str:
+    return TAG_URL.format(account=account_id)
 
 
 def is_email(value: Any) -> bool:

@@ -15,6 +15,17 @@ from segment.analytics.consumer import BATCH_SIZE_LIMIT
 
 # The message types of Segment's spec; the tracking API has a path for each.
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# The tracking API's other paths: a batch, and `import` (analytics-ruby, analytics-java),
+# which Segment answers as a batch.
+SERVER_PATHS: Mapping[str, str] = {t: t for t in TYPES} | {"batch": "batch", "import": "batch"}
+# analytics.js 2.0 (analytics-next) posts each call to the first letter of its type,
+# `/v1/b` when batching (plugins/segmentio/index.ts, batched-dispatcher.ts) ...
+BROWSER_PATHS: Mapping[str, str] = {t[0]: t for t in TYPES} | {"b": "batch"}
+# ... and its own usage metrics to `/v1/m` (core/stats/remote-metrics.ts): answered, ignored.
+METRICS_PATH = "m"
+# What analytics-next sends beside a CORS preflight (its `fetch` with an Authorization
+# header, Content-Type: text/plain, and X-Retry-Count on a retry).
+BROWSER_HEADERS = ("authorization", "content-type", "x-retry-count")
 # http-api, "Max request size": 32 KB a message, 500 KB a batch request.
 MESSAGE_LIMIT = 32 * 1024
 BATCH_LIMIT = 500 * 1024

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import Browser, sync_playwright
 
 from app.config import Config
 from app.delivery.budget import dispose_budgets
@@ -31,6 +33,9 @@ WRITE_KEY = "bridge-test-write-key"
 SHARED_SECRET = "segment-test-shared-secret"
 SEGMENT_KEY = "segment-test-key"
 WEBHOOK_TOKEN = "drip-webhook-test-token"
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright downloads no browser of its own
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -56,6 +61,24 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
+
+
+def required(what: str, how: str) -> None:
+    """Skip a test that needs `what`, except under CI=true, where it fails."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required under CI=true ({how})")
+    pytest.skip(f"no {what}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, driven by Playwright."""
+    if not Path(CHROMIUM).exists():
+        required(CHROMIUM, "`make services` installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

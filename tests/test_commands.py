@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 
 from app.commands import MIGRATIONS
+from app.config import Config
 from app.factory import create_app
 from app.simulators.drip import FakeDrip
 from app.simulators.server import free_port
@@ -172,3 +173,18 @@ def test_check_fails_with_one_line_when_the_database_is_unreachable(fake_drip: F
     assert f"database: FAILED: database unreachable ({shown}): " in result.output
     assert "hunter2" not in result.output
     assert "Drip credentials: ok" in result.output  # the other checks still ran
+
+
+def test_check_prints_the_browser_settings_when_pages_may_send(config: Config) -> None:
+    pages = {"browser_write_key": "page-key", "browser_origins": ("https://shop.example",)}
+    app = create_app(config.with_overrides(pages))
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "analytics.js on https://shop.example: write key = BROWSER_WRITE_KEY, "
+        'integrations["Segment.io"].apiHost = "<your-bridge-host>/v1"\n'
+        '  device mode: <script src="https://<your-bridge-host>/drip.js"></script> and '
+        "analytics.register(DripBridge)\n"
+    ) in result.output
+    assert "page-key" not in result.output
+    app.extensions["engine"].dispose()

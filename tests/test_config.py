@@ -38,9 +38,20 @@ GOOD = {"DRIP_ACCOUNT_ID": "1234567", "DRIP_API_TOKEN": "secret-token"}
         ({"DRIP_FORWARD_EVENTS": "opened_email,sent_fax"},
          "DRIP_FORWARD_EVENTS names unknown Drip events: subscriber.sent_fax "
          "(use names like opened_email, or all)"),
+        ({"BROWSER_ORIGINS": "https://shop.example/page"},
+         "BROWSER_ORIGINS must be * or a comma list of origins like https://shop.example.com "
+         '(scheme and host, no path), got "https://shop.example/page"'),
+        ({"BROWSER_ORIGINS": "https://a.example, shop.example"},
+         "BROWSER_ORIGINS must be * or a comma list of origins like https://shop.example.com "
+         '(scheme and host, no path), got "shop.example"'),
+        ({"BROWSER_WRITE_KEY": "same", "BRIDGE_WRITE_KEY": "same"},
+         "BROWSER_WRITE_KEY must differ from BRIDGE_WRITE_KEY (pages publish it)"),
+        ({"DRIP_TAG_URL": "tag.js"}, 'DRIP_TAG_URL must be an http(s) URL, got "tag.js"'),
     ],
     ids=["letters", "too short", "no token", "not a url", "bad rate", "zero rate",
-         "campaign", "port", "log format", "other database", "unknown event"],
+         "campaign", "port", "log format", "other database", "unknown event",
+         "origin with a path", "origin without scheme", "browser key is the bridge key",
+         "tag url"],
 )  # fmt: skip
 def test_a_bad_setting_names_the_variable_and_what_is_wrong(
     env: dict[str, str], message: str
@@ -64,6 +75,19 @@ def test_heroku_postgres_urls_are_accepted_and_secrets_stay_out_of_repr() -> Non
                                      "BRIDGE_WRITE_KEY": "wk-secret"})  # fmt: skip
     assert config.database_url == "postgresql+psycopg://u:pw@db:5432/app"
     assert "secret" not in repr(config)
+
+
+def test_browser_settings_read_like_the_readme() -> None:
+    config = Config.from_env(GOOD | {"BROWSER_ORIGINS": "https://Shop.example, http://localhost:3000",
+                                     "BROWSER_WRITE_KEY": "public-key"})  # fmt: skip
+    assert config.browser_origins == ("https://shop.example", "http://localhost:3000")
+    assert config.browser_write_key == "public-key"
+    assert "public-key" not in repr(config)
+    assert config.tag_url == "https://tag.getdrip.com/1234567.js"
+    assert Config.from_env(GOOD | {"BROWSER_ORIGINS": "*"}).browser_origins == ("*",)
+    assert Config.from_env(GOOD).browser_origins == ()  # no browser traffic
+    tagged = Config.from_env(GOOD | {"DRIP_TAG_URL": "http://127.0.0.1:9/tag.js"})
+    assert tagged.tag_url == "http://127.0.0.1:9/tag.js"
 
 
 def run(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:

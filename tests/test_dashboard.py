@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from app.config import Config
 from app.delivery.budget import dispose_budgets
@@ -22,22 +20,7 @@ from app.store import upgrade
 from tests.conftest import DRIP_TOKEN, SHARED_SECRET, WEBHOOK_TOKEN, WRITE_KEY
 from tests.helpers import IDENTIFY, INVALID_EMAIL, TRACK, answer, bearer, dumps, rows
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "dashboard-test-password"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is required under CI=true (`make services` installs it)")
-        pytest.skip(f"no {CHROMIUM}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from app.mapping.values import (
     first_usable,
 )
 
-_STATUS = choice("active", "unsubscribed")
+STATUSES = ("active", "unsubscribed")
+_STATUS = choice(*STATUSES)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.drip_api import is_email
+from app.mapping.device import SENT_BY_PLUGIN, handed_to_tag
 from app.mapping.events import AUDIENCE_EVENTS, audience_fields, event_properties, occurred_at
 from app.mapping.orders import order_action, order_record
 from app.mapping.subscriber import new_email_trait, subscriber_fields
@@ -34,6 +35,8 @@ OBJECTS = {
 }
 
 Handler = Callable[[dict[str, Any], Mapping[str, str], Options, Outcome], None]
+# Why a browser message's field is not used (BROWSER_WRITE_KEY is public).
+BROWSER_ONLY = "ignored: BROWSER_WRITE_KEY is public, so a page may not "
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,11 @@ class Person:
     user_id: str | None
     anonymous_id: str | None
 
-    def learned(self, email: str) -> dict[str, str]:
-        return {i: email for i in (self.user_id, self.anonymous_id) if i}
+    def learned(self, email: str, browser: bool = False) -> dict[str, str]:
+        """Ids to remember `email` for; from a page (BROWSER_WRITE_KEY) only the
+        anonymousId, which a stranger cannot guess, never a userId, which they might."""
+        ids = (self.anonymous_id,) if browser else (self.user_id, self.anonymous_id)
+        return {i: email for i in ids if i}
 
 
 def map_message(message: dict[str, Any], known: Mapping[str, str], options: Options) -> Outcome:
@@ -63,6 +69,9 @@ def map_message(message: dict[str, Any], known: Mapping[str, str], options: Opti
     for path in OBJECTS.get(kind, ()):
         _object(message, path, outcome.problems)
     HANDLERS[kind](message, known, options, outcome)
+    if outcome.calls and handed_to_tag(message):
+        outcome.calls = []  # what it taught about the person still counts
+        outcome.skip = SENT_BY_PLUGIN
     return outcome
 
 
@@ -74,19 +83,21 @@ def identify(
     if person is None:
         outcome.skip = "missing_email"
         return
-    email, new_email = email_change(message, known, person, problems)
+    email, new_email = email_change(message, known, person, options, problems)
     record: dict[str, Any] = {"email": email}
     if new_email:
         record["new_email"] = new_email
     if person.user_id:
         record["user_id"] = person.user_id
     record.update(subscriber_fields(message, options.audience_tags, problems))
+    if options.browser and record.pop("status", None) is not None:
+        problems.append(Problem("traits.status", BROWSER_ONLY + "change a subscription status"))
     outcome.calls.append(DripCall("subscriber", email, record))
     current = new_email or email
     campaign = campaign_call(message, options, current, person.user_id, problems)
     if campaign is not None:
         outcome.calls.append(campaign)
-    outcome.learned.update(person.learned(current))
+    outcome.learned.update(person.learned(current, options.browser))
 
 
 def track(
@@ -105,7 +116,7 @@ def track(
     properties = message.get("properties")
     properties = properties if isinstance(properties, dict) else {}
     outcome.calls.append(track_call(message, event, properties, person, options, problems))
-    outcome.learned.update(person.learned(person.email))
+    outcome.learned.update(person.learned(person.email, options.browser))
 
 
 def alias(
@@ -172,14 +183,23 @@ def find_person(
 
 
 def email_change(
-    message: dict[str, Any], known: Mapping[str, str], person: Person, problems: list[Problem]
+    message: dict[str, Any],
+    known: Mapping[str, str],
+    person: Person,
+    options: Options,
+    problems: list[Problem],
 ) -> tuple[str, str | None]:
     """(the email Drip knows the person by now, the new email or None).
 
     A known userId whose email differs (case-insensitively) from the message's
     is renamed with `new_email`, so Drip updates the person instead of adding one.
+    A page's message (`options.browser`) never renames anyone.
     """
     explicit = new_email_trait(message, problems)
+    if options.browser:
+        if explicit:
+            problems.append(Problem("traits.new_email", BROWSER_ONLY + "rename a person"))
+        return person.email, None
     previous = known.get(person.user_id) if person.user_id and person.from_message else None
     if is_email(previous) and str(previous).strip().lower() != person.email.lower():
         return str(previous).strip(), person.email
@@ -195,9 +215,15 @@ def campaign_call(
     user_id: str | None,
     problems: list[Problem],
 ) -> DripCall | None:
-    """Subscribe to `integrations.Drip.campaignId`, else `DRIP_CAMPAIGN_ID`, if any."""
+    """Subscribe to `integrations.Drip.campaignId`, else `DRIP_CAMPAIGN_ID`, if any.
+
+    A page's message (`options.browser`) may only join DRIP_CAMPAIGN_ID, with the
+    campaign's own opt-in, and never brings back a person who left it.
+    """
     settings = dig(message, f"integrations.{DESTINATION}")
     settings = settings if isinstance(settings, dict) else {}
+    if options.browser:
+        settings = _page_settings(settings, options.campaign_id, problems)
     campaign_id = _setting(settings, "campaignId", as_campaign_id, problems) or options.campaign_id
     if not campaign_id:
         return None
@@ -237,6 +263,19 @@ def track_call(
             return DripCall("order", email, order)
     props = event_properties(event, properties, problems)
     return DripCall("event", email, {"email": email, "action": event, **when, "properties": props})
+
+
+def _page_settings(
+    settings: dict[str, Any], campaign_id: str | None, problems: list[Problem]
+) -> dict[str, Any]:
+    """The campaign settings a page may give: the configured campaign only, nothing else."""
+    allowed = {"campaignId": campaign_id} if campaign_id else {}
+    why = BROWSER_ONLY + "choose how or where to subscribe"
+    for name in ("campaignId", "reactivateIfRemoved", "doubleOptin"):
+        given = settings.get(name)
+        if given is not None and str(given) != str(allowed.get(name)):
+            problems.append(Problem(f"integrations.{DESTINATION}.{name}", why))
+    return allowed
 
 
 def _setting(

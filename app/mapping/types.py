@@ -38,6 +38,8 @@ class Options:
     campaign_id: str | None = None  # DRIP_CAMPAIGN_ID
     orders: bool = True  # order events go to the Shopper Activity API
     audience_tags: bool = True  # Engage audiences also become tags
+    # Sent with BROWSER_WRITE_KEY (public): no rename, no other campaign (README).
+    browser: bool = False
 
 
 @dataclass

@@ -35,10 +35,13 @@ MESSAGES = 200
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
-def keep(engine: sa.Engine, kind: str, raw: bytes, body: dict[str, Any], count: int) -> None:
+def keep(
+    engine: sa.Engine, kind: str, raw: bytes, body: dict[str, Any], count: int, browser: bool
+) -> None:
     """Store one tracking-API request whole (without writeKeys), committed on return;
-    `count` is how many messages it carries."""
-    inbox.put(engine, kind, secret_free(raw, body), time.time())
+    `count` is how many messages it carries, `browser` whether it came with
+    BROWSER_WRITE_KEY (its messages are then mapped with the browser's restrictions)."""
+    inbox.put(engine, kind, secret_free(raw, body), time.time(), browser)
     metrics.RECEIVED.labels("segment").inc(count)
 
 
@@ -71,6 +74,7 @@ def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
         messages: list[Any] = []
         received_at: list[float] = []
         done = []
+        browser: list[bool] = []
         for row in inbox.oldest(conn, limit):
             left = limit - len(messages)
             if left <= 0:
@@ -78,6 +82,7 @@ def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
             waiting = tracking_api_messages(row.kind, json.loads(row.body))[row.mapped :]
             messages += waiting[:left]
             received_at += [row.received_at] * len(waiting[:left])
+            browser += [bool(row.browser)] * len(waiting[:left])
             if len(waiting) <= left:
                 done.append(row.id)
             else:  # the slice ends inside this request: the rest waits for the next one
@@ -85,7 +90,9 @@ def _map(engine: sa.Engine, config: Config, limit: int) -> bool:
         inbox.remove(conn, done)
         if not messages:
             return False
-        checked = segment.check(messages, MESSAGE_LIMIT, single=False, received_at=received_at)
+        checked = segment.check(
+            messages, MESSAGE_LIMIT, single=False, received_at=received_at, browser=browser
+        )
         summary = segment.store_checked(conn, config, checked, time.time())
     segment.log_skips(summary)
     return True

@@ -8,8 +8,10 @@ to each message. A `writeKey` is never kept: it is a secret.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+from app.drip_api import parse_time
 from app.pipeline.errors import Malformed
 from app.segment_api import MAX_MESSAGES
 
@@ -24,7 +26,8 @@ def messages_of(body: Any) -> list[Any]:
         return [without_key(body)]
     batch = batch_of(body)
     shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
-    return [_with_shared(without_key(m), shared) for m in batch]
+    sent_at = {"sentAt": body["sentAt"]} if "sentAt" in body else {}
+    return [_with_shared(without_key(m), shared, sent_at) for m in batch]
 
 
 def tracking_api_messages(kind: str, body: dict[str, Any]) -> list[Any]:
@@ -71,11 +74,12 @@ def without_key(value: Any) -> Any:
     return value
 
 
-def _with_shared(message: Any, shared: dict[str, dict[str, Any]]) -> Any:
-    """Merge the batch's context/integrations under each message's own."""
+def _with_shared(message: Any, shared: dict[str, dict[str, Any]], sent_at: dict[str, Any]) -> Any:
+    """Merge the batch's context/integrations under each message's own; the batch's
+    `sentAt` (analytics.js sends one for the whole batch) for a message without one."""
     if not isinstance(message, dict):
         return message
-    merged = dict(message)
+    merged = sent_at | message
     for key, value in shared.items():
         own = message.get(key)
         merged[key] = value | own if isinstance(own, dict) else value
@@ -91,3 +95,38 @@ def storable(payload: Any) -> Any:
     except UnicodeEncodeError:
         return json.loads(text.encode(errors="replace").decode())
     return payload
+
+
+def segment_time(message: dict[str, Any], arrival: float, relayed: bool) -> dict[str, Any]:
+    """`message` with Segment's corrected `timestamp` (spec/common):
+    `receivedAt - (sentAt - originalTimestamp)`, so a device whose clock is wrong does
+    not date its events by it.
+
+    The device's time is `originalTimestamp`, else the `timestamp` the library sent
+    (which becomes `originalTimestamp`). `receivedAt` is the bridge's `arrival`, or,
+    for a message `relayed` by Segment (the Webhooks destination), the `receivedAt`
+    Segment stamped on it, whose own correction this then repeats exactly. Without a
+    readable `sentAt` and device time, the message is returned unchanged.
+    """
+    sent = _moment(message.get("sentAt"))
+    stamped = _moment(message.get("receivedAt")) if relayed else None
+    device_key = "originalTimestamp" if stamped or "originalTimestamp" in message else "timestamp"
+    device = _moment(message.get(device_key))
+    if sent is None or device is None:
+        return message
+    received = stamped or datetime.fromtimestamp(arrival, UTC)
+    try:
+        corrected = received - (sent - device)
+    except OverflowError:  # beyond the years 1-9999: a clock too wrong to correct
+        return message
+    return message | {
+        "timestamp": corrected.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "originalTimestamp": message[device_key],
+    }
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None

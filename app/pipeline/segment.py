@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from app.config import Config
 from app.mapping.to_drip import ids_to_look_up, map_message
 from app.mapping.types import Options, Outcome
 from app.pipeline.errors import Malformed
-from app.pipeline.messages import storable
+from app.pipeline.messages import segment_time, storable
 from app.pipeline.segment_schema import problems
 from app.segment_api import is_echo
 from app.store import counters, outbox, people, received
@@ -61,6 +61,7 @@ class Checked:
     valid: dict[str, dict[str, Any]]
     skips: list[received.Skip]
     received_at: dict[str, float] = field(default_factory=dict)  # by id; default: now
+    browser: set[str] = field(default_factory=set)  # ids sent with BROWSER_WRITE_KEY
 
 
 def message_id(message: dict[str, Any]) -> str:
@@ -78,9 +79,10 @@ def accept(engine: sa.Engine, config: Config, messages: list[Any], single: bool)
 
     A `single` message that is not valid is refused whole (Malformed) instead.
     """
-    checked = check(messages, None, single)
+    now = time.time()
+    checked = check(messages, None, single, arrival=now, relayed=True)
     with store.writing(engine) as conn:
-        summary = store_checked(conn, config, checked, time.time())
+        summary = store_checked(conn, config, checked, now)
     metrics.RECEIVED.labels(SOURCE).inc(len(messages))
     log_skips(summary)
     return summary
@@ -91,12 +93,19 @@ def check(
     max_message_bytes: int | None,
     single: bool,
     received_at: Sequence[float] = (),
+    browser: Sequence[bool] = (),
+    arrival: float | None = None,
+    relayed: bool = False,
 ) -> Checked:
-    """Valid messages by id (a repeat within them is a duplicate) and the rest.
+    """Valid messages by id (a repeat within them is a duplicate) and the rest, each
+    valid one dated as Segment dates it (`segment_time`).
 
-    `received_at` (the inbox) gives each message's arrival; without it, now.
+    `received_at` (the inbox) gives each message's arrival, else `arrival` (now);
+    `browser` says which came with BROWSER_WRITE_KEY; `relayed` messages came through
+    Segment (the Webhooks destination), which stamped their `receivedAt`.
     """
     checked = Checked(Summary(), {}, [])
+    now = time.time() if arrival is None else arrival
     for i, message in enumerate(messages):
         reason, detail = _reject_reason(message, max_message_bytes)
         if reason:
@@ -104,9 +113,12 @@ def check(
         elif (mid := message_id(message)) in checked.valid:
             checked.summary.duplicate_ids.append(mid)
         else:
-            checked.valid[mid] = message
+            at = received_at[i] if received_at else now
+            checked.valid[mid] = segment_time(message, at, relayed)
             if received_at:
-                checked.received_at[mid] = received_at[i]
+                checked.received_at[mid] = at
+            if browser and browser[i]:
+                checked.browser.add(mid)
     if single and checked.skips and checked.skips[0].reason == "invalid_message":
         detail = checked.skips[0].detail
         raise Malformed(
@@ -128,9 +140,10 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
     mapped = [(mid, m) for mid, m in valid.items() if mid in fresh]
     known = people.known_emails(conn, {i for _, m in mapped for i in ids_to_look_up(m)})
     learned: dict[str, str] = {}
-    options = Options(campaign_id=config.drip_campaign_id)
+    server = Options(campaign_id=config.drip_campaign_id)
+    page = replace(server, browser=True)
     for mid, message in mapped:
-        outcome = map_message(message, known, options)
+        outcome = map_message(message, known, page if mid in checked.browser else server)
         known |= outcome.learned  # later messages of the request see what it taught
         learned |= outcome.learned
         at = checked.received_at.get(mid, now)

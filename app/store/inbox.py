@@ -20,11 +20,13 @@ from app.store.tables import inbox
 INTAKE_LOCK = 0x64726970
 
 
-def put(engine: sa.Engine, kind: str, body: str, now: float) -> None:
-    """Store one tracking-API request, committed on return (its only statement)."""
+def put(engine: sa.Engine, kind: str, body: str, now: float, browser: bool = False) -> None:
+    """Store one tracking-API request, committed on return (its only statement);
+    `browser` when it came with BROWSER_WRITE_KEY."""
     mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    insert = f"INSERT INTO inbox (kind, body, received_at) VALUES ({mark}, {mark}, {mark})"
-    store.execute_alone(engine, insert, (kind, body, now))
+    columns = "kind, body, received_at, browser"
+    insert = f"INSERT INTO inbox ({columns}) VALUES ({mark}, {mark}, {mark}, {mark})"
+    store.execute_alone(engine, insert, (kind, body, now, browser))
 
 
 def oldest(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:

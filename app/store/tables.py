@@ -34,6 +34,8 @@ inbox = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     # Messages of the request already mapped: a large request is mapped in slices.
     sa.Column("mapped", sa.Integer, nullable=False, server_default="0"),
+    # Sent with BROWSER_WRITE_KEY: mapped with the browser's restrictions (README).
+    sa.Column("browser", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # One row per outgoing call; `body` is exactly what leaves (a Drip record, or a

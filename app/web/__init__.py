@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import drip, errors, ops, segment
+from app.web import browser, drip, errors, ops, segment, tracking
 
 
 def init_app(app: Flask) -> None:
     errors.init_app(app)
-    for blueprint in (segment.bp, drip.bp, ops.bp):
+    for blueprint in (segment.bp, tracking.bp, browser.bp, drip.bp, ops.bp):
         app.register_blueprint(blueprint)

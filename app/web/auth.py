@@ -90,22 +90,36 @@ def check_webhook(config: Config, request: Request, raw: bytes) -> bool:
     raise ApiError(401, "unauthorized", _how_to_auth(secret, key))
 
 
-def check_write_key(config: Config, given: object) -> None:
-    """Auth for /v1/*: the write key as Basic user (or Bearer), or `writeKey` in the body."""
-    key = config.bridge_write_key
-    if not key:
+def check_tracking_key(config: Config, given: object, browser_path: bool) -> bool:
+    """Auth for /v1/*: BRIDGE_WRITE_KEY anywhere, BROWSER_WRITE_KEY on the browser paths
+    only (as the Basic user, Bearer, or `writeKey` in the body); True for the browser key,
+    whose messages are mapped with the browser's restrictions."""
+    bridge, browser = config.bridge_write_key, config.browser_write_key
+    if not bridge and not (browser_path and browser):
         raise ApiError(
             503,
             "not_configured",
-            "Set BRIDGE_WRITE_KEY and use it as the write key of the Segment library.",
+            "Set BRIDGE_WRITE_KEY and use it as the write key of the Segment library "
+            "(BROWSER_WRITE_KEY for analytics.js in pages).",
         )
-    if not isinstance(given, str) or not secret_matches(given, key):
+    key = given if isinstance(given, str) else None
+    if browser_path and secret_matches(key, browser):
+        return True
+    if secret_matches(key, bridge):
+        return False
+    if secret_matches(key, browser):
         raise ApiError(
             401,
-            "unauthorized",
-            "Missing or wrong write key: use BRIDGE_WRITE_KEY as the library's write key "
-            "(sent as the Basic auth user or as writeKey in the body).",
+            "browser_key",
+            "BROWSER_WRITE_KEY authorises only analytics.js's paths (/v1/i, /v1/t, /v1/p, "
+            "/v1/s, /v1/g, /v1/a, /v1/b); server libraries use BRIDGE_WRITE_KEY.",
         )
+    raise ApiError(
+        401,
+        "unauthorized",
+        "Missing or wrong write key: use BRIDGE_WRITE_KEY as the library's write key "
+        "(BROWSER_WRITE_KEY in pages), sent as the Basic auth user or as writeKey in the body.",
+    )
 
 
 def _how_to_auth(secret: str | None, key: str | None) -> str:
