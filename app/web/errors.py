@@ -42,10 +42,20 @@ def store_failures_as(status: int, retry_after: int, message: str) -> Iterator[N
     try:
         yield
     except sa.exc.DBAPIError as exc:
-        log.error("store unavailable, answered %s: %s", status, type(exc.orig or exc).__name__)
+        log.error("store unavailable, answered %s: %s", status, cause(exc))
         raise ApiError(
             status, "store_unavailable", message, headers={"Retry-After": str(retry_after)}
         ) from exc
+
+
+def cause(exc: sa.exc.DBAPIError) -> str:
+    """What the store said, for the log: the driver's first line when the store itself is
+    unavailable (a refused connection, a full disk), else only the kind of error, which
+    may quote the values of the row (personal data)."""
+    kind = type(exc.orig or exc).__name__
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return f"{kind}: {str(exc.orig).splitlines()[0] if exc.orig else exc}"
+    return kind
 
 
 def error_response(error: ApiError) -> Response:
