@@ -14,7 +14,9 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__)
     bridge = config or Config.from_env()
     app.config["BRIDGE"] = bridge
-    app.config["MAX_CONTENT_LENGTH"] = bridge.max_body_bytes
+    # One byte over the largest body a route takes: a chunked body (no Content-Length)
+    # is cut at this cap, and the route must see that it went over, not a cut body.
+    app.config["MAX_CONTENT_LENGTH"] = bridge.max_body_bytes + 1
     logs.init_app(app)
     store.init_app(app)
     web.init_app(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import time
@@ -324,3 +325,20 @@ def test_during_a_rotation_both_values_of_a_secret_are_accepted(app: Flask, give
                "data": {"account_id": ACCOUNT_ID, "subscriber": subscriber}}  # fmt: skip
     assert client.post(f"/drip/webhook?token={given}", json=webhook).status_code == 200
     assert v1(client, {"batch": [GOOD]}, JSON | basic("new-key,old-key")).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/v1/batch", "/segment"])
+def test_a_chunked_body_over_the_limit_is_refused_not_cut(
+    client: FlaskClient, app: Flask, path: str
+) -> None:
+    """A chunked request has no Content-Length: its size is known only as it is read."""
+    message = TRACK | {"properties": {"pad": "x" * 1000}}
+    body = json.dumps({"batch": [message] * 600}).encode()  # about 640 KB
+    response = client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers=V1 | bearer(WRITE_KEY) | {"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert (response.status_code, answer(response)["error"]["code"]) == (413, "payload_too_large")
+    assert rows(app, inbox) == [] and rows(app, received) == []
