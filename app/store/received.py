@@ -72,11 +72,16 @@ def recent_skips(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
     return list(conn.execute(query))
 
 
+# Every source. Queries by time name them all, so that the index (source, received_at)
+# serves a time range instead of a walk of every row.
+SOURCES = ("segment", "drip")
+
+
 def counts_since(conn: sa.Connection, since: float) -> dict[str, int]:
     """Messages received per source since `since`."""
     query = (
         sa.select(received.c.source, sa.func.count())
-        .where(received.c.received_at > since)
+        .where(received.c.source.in_(SOURCES), received.c.received_at > since)
         .group_by(received.c.source)
     )
     return {source: count for source, count in conn.execute(query)}

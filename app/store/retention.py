@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from app.store.engine import writing
 from app.store.outbox import State
+from app.store.received import SOURCES
 from app.store.tables import campaign_members, identities, outbox, received, skipped, workers
 
 SLICE = 1000  # rows a table loses per transaction
@@ -26,7 +27,7 @@ def _prunable(cutoff: float) -> dict[sa.Table, sa.ColumnElement[bool]]:
     )
     return {
         outbox: outbox.c.state.in_((State.DONE, State.DROPPED)) & (outbox.c.finished_at < cutoff),
-        received: (received.c.received_at < cutoff) & ~waiting,
+        received: received.c.source.in_(SOURCES) & (received.c.received_at < cutoff) & ~waiting,
         skipped: skipped.c.at < cutoff,
         identities: identities.c.updated_at < cutoff,
         campaign_members: campaign_members.c.at < cutoff,

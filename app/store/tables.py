@@ -19,7 +19,7 @@ received = sa.Table(
     sa.Column("message_id", sa.String(200), primary_key=True),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
-    sa.Index("received_received_at", "received_at"),  # last hour's count, retention
+    sa.Index("received_received_at", "source", "received_at"),  # last hour's count, retention
 )
 
 # Requests to Segment's tracking API (/v1/*) as they arrived, waiting for the

@@ -16,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 INDEXES = {
-    "received_received_at": ("received", ["received_at"]),
+    "received_received_at": ("received", ["source", "received_at"]),
     "outbox_finished": ("outbox", ["state", "finished_at"]),
     "skipped_at": ("skipped", ["at"]),
     "identities_updated_at": ("identities", ["updated_at"]),
