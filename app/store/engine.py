@@ -18,9 +18,12 @@ def create_engine(url: str) -> sa.Engine:
     if not url.startswith("sqlite"):
         # JIT compilation costs ~10 ms a query once the outbox is large (its cost
         # estimate passes jit_above_cost) and never pays off for short OLTP queries.
+        # No pre-ping: it cost a round trip and a third of a request's CPU; after a
+        # restart of PostgreSQL the first use of a stale connection fails instead
+        # (SQLAlchemy then renews the pool), a 503 the client retries, and
+        # `execute_alone` tries again on a fresh connection itself.
         return sa.create_engine(
             url,
-            pool_pre_ping=True,
             pool_size=5,
             max_overflow=5,
             connect_args={"options": "-c jit=off"},
@@ -103,16 +106,35 @@ def execute_alone(engine: sa.Engine, statement: str, params: tuple[Any, ...]) ->
     the driver's placeholders (`engine.dialect.paramstyle`).
     """
     dbapi_error = engine.dialect.loaded_dbapi.Error
-    try:
-        conn = engine.raw_connection()
+    for last_try in (False, True):
         try:
-            with _writers_turn(engine):  # as short as it can be: others wait for it
-                _execute_alone(engine.dialect.name, conn.driver_connection, statement, params)
-        finally:
-            conn.close()
+            _execute_once(engine, statement, params)
+            return
+        except _Disconnected:
+            if last_try:
+                raise
+        except dbapi_error as exc:
+            # Without the parameters: they carry people's data.
+            raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+
+
+class _Disconnected(sa.exc.DBAPIError):
+    """The server closed a pooled connection (a restart): worth one more try."""
+
+
+def _execute_once(engine: sa.Engine, statement: str, params: tuple[Any, ...]) -> None:
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    conn = engine.raw_connection()  # a failure to connect is raised as the driver's error
+    try:
+        with _writers_turn(engine):  # as short as it can be: others wait for it
+            _execute_alone(engine.dialect.name, conn.driver_connection, statement, params)
     except dbapi_error as exc:
-        # Without the parameters: they carry people's data.
-        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+        if not engine.dialect.is_disconnect(exc, conn.driver_connection, None):
+            raise
+        conn.invalidate()
+        raise _Disconnected(statement, None, exc) from exc
+    finally:
+        conn.close()
 
 
 def _execute_alone(dialect: str, driver: Any, statement: str, params: tuple[Any, ...]) -> None:
