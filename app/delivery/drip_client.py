@@ -12,7 +12,7 @@ from urllib.parse import quote
 import requests
 
 from app import __version__
-from app.delivery.errors import DeliveryError, from_status, parse_retry_after
+from app.delivery.errors import DeliveryError, from_status, parse_retry_after, unreachable
 from app.drip_api import BATCH, INDIVIDUAL, Record, is_campaign_id
 
 USER_AGENT = f"drip-bridge/{__version__} (+https://github.com/drip-bridge/drip-bridge)"
@@ -65,14 +65,9 @@ class DripClient:
             response = self.session.request(
                 method, self.base_url + path, json=body, timeout=self.timeout
             )
-        except requests.Timeout as exc:
-            raise DeliveryError(
-                f"Drip did not answer within {self.timeout:g}s", code="timeout"
-            ) from exc
         except requests.RequestException as exc:
-            raise DeliveryError(
-                f"cannot reach Drip: {type(exc).__name__}", code="connection_error"
-            ) from exc
+            timed_out = self.timeout if isinstance(exc, requests.Timeout) else None
+            raise unreachable("Drip", exc, timed_out) from exc
         if response.ok:
             return response
         code, message = drip_error(response)

@@ -32,6 +32,14 @@ class DeliveryError(Exception):
         self.attempted = attempted
 
 
+def unreachable(service: str, exc: Exception, timeout: float | None) -> DeliveryError:
+    """A request that got no answer: it timed out after `timeout` seconds (None: the
+    connection failed instead). Retried."""
+    if timeout is not None:
+        return DeliveryError(f"{service} did not answer within {timeout:g}s", code="timeout")
+    return DeliveryError(f"cannot reach {service}: {type(exc).__name__}", code="connection_error")
+
+
 def from_status(status: int, code: str, message: str, retry_after: float | None) -> DeliveryError:
     """Classify an HTTP failure: 401/403 auth, 408/429/5xx retried, other 4xx permanent."""
     if status in (401, 403):

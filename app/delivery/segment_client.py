@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from segment.analytics.request import APIError, post
 
-from app.delivery.errors import DeliveryError, from_status, parse_retry_after
+from app.delivery.errors import from_status, parse_retry_after, unreachable
 from app.segment_api import LIBRARY_BATCH_BYTES
 
 Message = dict[str, Any]
@@ -34,14 +34,9 @@ class SegmentClient:
             retry_after = parse_retry_after(headers.get("Retry-After"))
             text = f"Segment refused the batch: {exc.message}"
             raise from_status(exc.status, f"http_{exc.status}", text, retry_after) from exc
-        except requests.Timeout as exc:
-            raise DeliveryError(
-                f"Segment did not answer within {self.timeout:g}s", code="timeout"
-            ) from exc
         except requests.RequestException as exc:
-            raise DeliveryError(
-                f"cannot reach Segment: {type(exc).__name__}", code="connection_error"
-            ) from exc
+            timed_out = self.timeout if isinstance(exc, requests.Timeout) else None
+            raise unreachable("Segment", exc, timed_out) from exc
 
 
 def chunks(messages: Sequence[Message], limit: int = LIBRARY_BATCH_BYTES) -> Iterator[range]:
