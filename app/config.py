@@ -96,7 +96,7 @@ class Config:
             public_url=_optional_url("PUBLIC_URL", get("PUBLIC_URL")),
             port=_port(get("PORT")),
             data_retention=_duration("DATA_RETENTION", get("DATA_RETENTION") or "30d"),
-            log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log()),
+            log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log(env)),
         )
 
     @property
@@ -272,5 +272,7 @@ def _choice(name: str, value: str | None, choices: tuple[str, ...], default: str
     return value
 
 
-def _default_log() -> str:
-    return "json" if "gunicorn" in os.environ.get("SERVER_SOFTWARE", "") else "text"
+def _default_log(env: Mapping[str, str]) -> str:
+    """JSON under gunicorn and on a platform (every process of a dyno alike), else text."""
+    under_gunicorn = "gunicorn" in os.environ.get("SERVER_SOFTWARE", "")
+    return "json" if under_gunicorn or env.get("DYNO") else "text"

@@ -198,3 +198,10 @@ def test_flasks_env_file_option_is_gone() -> None:
     result = run(str(BIN / "drip-bridge"), "-e", ".env", "worker", **GOOD)
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == "Error: No such option '-e'."
+
+
+def test_on_a_platform_every_process_logs_json_unless_told_otherwise() -> None:
+    platform = GOOD | {"DYNO": "worker.1", "DATABASE_URL": "postgres://u@db:5432/d"}
+    assert Config.from_env(platform).log_format == "json"
+    assert Config.from_env(platform | {"LOG_FORMAT": "text"}).log_format == "text"
+    assert Config.from_env(GOOD).log_format == "text"  # a terminal
