@@ -96,7 +96,9 @@ class Config:
             public_url=_optional_url("PUBLIC_URL", get("PUBLIC_URL")),
             port=_port(get("PORT")),
             data_retention=_duration("DATA_RETENTION", get("DATA_RETENTION") or "30d"),
-            log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log(env)),
+            log_format=_choice(
+                "LOG_FORMAT", get("LOG_FORMAT"), ("json", "text"), _default_log(env)
+            ),
         )
 
     @property
