@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import logging
+import socket
+import threading
 import time
 from typing import Any
 
@@ -342,3 +345,29 @@ def test_a_chunked_body_over_the_limit_is_refused_not_cut(
     )
     assert (response.status_code, answer(response)["error"]["code"]) == (413, "payload_too_large")
     assert rows(app, inbox) == [] and rows(app, received) == []
+
+
+def test_a_drip_that_trickles_its_answer_is_cut_off_at_the_calls_timeout() -> None:
+    """requests' timeout is per read: a server sending a byte every 0.2 s never trips it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    sent = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n")  # fmt: skip
+            with contextlib.suppress(OSError):
+                for _ in range(100):  # 20 s in all, were it read to the end
+                    conn.sendall(b" ")
+                    time.sleep(0.2)
+            sent.set()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    client = DripClient(f"http://127.0.0.1:{server.getsockname()[1]}", ACCOUNT_ID, "t", 1.0)
+    with pytest.raises(DeliveryError) as caught:
+        client.send("subscriber", {"email": "g@x.io"})
+    assert (caught.value.code, caught.value.message) == ("timeout", "Drip did not answer within 1s")
+    assert not sent.is_set()  # cut off long before the server was done
+    server.close()

@@ -5,6 +5,7 @@ Endpoints and bodies are `app.drip_api`'s; errors follow Drip's rest/_errors.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,7 @@ from app import __version__
 from app.delivery.errors import DeliveryError, from_status, parse_retry_after, unreachable
 from app.drip_api import BATCH, INDIVIDUAL, Record, is_campaign_id
 
+CHUNK = 4096  # bytes of an answer read at a time, each against the call's deadline
 USER_AGENT = f"drip-bridge/{__version__} (+https://github.com/drip-bridge/drip-bridge)"
 
 
@@ -61,10 +63,21 @@ class DripClient:
         self._request("POST", path, body)
 
     def _request(self, method: str, path: str, body: Any) -> requests.Response:
+        """One call, answered within `timeout` seconds in all: requests' own timeout
+        is per read, so a server trickling its answer is cut off here."""
+        deadline = time.monotonic() + self.timeout
         try:
             response = self.session.request(
-                method, self.base_url + path, json=body, timeout=self.timeout
+                method, self.base_url + path, json=body, timeout=self.timeout, stream=True
             )
+            with response:
+                content = bytearray()
+                # read1: what has arrived so far, so the deadline is checked as it trickles
+                while chunk := response.raw.read1(CHUNK, decode_content=True):
+                    content += chunk
+                    if time.monotonic() > deadline:
+                        raise requests.Timeout("the answer took longer than the timeout")
+                response._content = bytes(content)
         except requests.RequestException as exc:
             timed_out = self.timeout if isinstance(exc, requests.Timeout) else None
             raise unreachable("Drip", exc, timed_out) from exc
