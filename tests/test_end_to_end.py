@@ -31,6 +31,15 @@ def bridge_env(database_url: str, drip_url: str, **extra: str) -> dict[str, str]
     }
 
 
+def identify_people(url: str, count: int) -> list[str]:
+    """`count` people identified through a real Segment client; their emails."""
+    client = Client(WRITE_KEY, host=url, sync_mode=True)
+    emails = [f"p{i}@example.com" for i in range(count)]
+    for i, email in enumerate(emails):
+        client.identify(f"u{i}", {"email": email})
+    return emails
+
+
 def test_a_segment_client_delivers_through_gunicorn_and_the_worker(
     database_url: str, fake_drip: FakeDrip, processes: Callable[[dict[str, str]], Processes]
 ) -> None:
@@ -65,11 +74,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     database_url: str, fake_drip: FakeDrip, processes: Callable[[dict[str, str]], Processes]
 ) -> None:
     procs = processes(bridge_env(database_url, fake_drip.url))
-    url = procs.web()
-    client = Client(WRITE_KEY, host=url, sync_mode=True)
-    emails = [f"p{i}@example.com" for i in range(40)]
-    for i, email in enumerate(emails):
-        client.identify(f"u{i}", {"email": email})
+    emails = identify_people(procs.web(), 40)
 
     fake_drip.latency = 0.05  # slow enough that the kill lands mid-delivery
     worker = procs.start(str(BIN / "drip-bridge"), "worker", "--lease", "2", name="worker-1")
@@ -97,11 +102,7 @@ def test_sigterm_with_drip_answering_in_10_s_stops_within_the_platforms_grace(
     """A platform stops a dyno with SIGTERM and kills it 30 s later: the call in flight
     finishes, the rest of the claim is given back at once, nothing is sent twice."""
     procs = processes(bridge_env(database_url, fake_drip.url))
-    url = procs.web()
-    client = Client(WRITE_KEY, host=url, sync_mode=True)
-    emails = [f"p{i}@example.com" for i in range(5)]
-    for i, email in enumerate(emails):
-        client.identify(f"u{i}", {"email": email})
+    emails = identify_people(procs.web(), 5)
     fake_drip.latency = 10.0
     worker = procs.start(str(BIN / "drip-bridge"), "worker", name="worker-1")
     wait_until("a call in flight", lambda: len(fake_drip.calls()) >= 1, timeout=30)
