@@ -13,7 +13,7 @@ import requests
 
 from app import __version__
 from app.delivery.errors import DeliveryError, from_status, parse_retry_after
-from app.drip_api import BATCH, INDIVIDUAL, Record, is_campaign_id
+from app.drip_api import BATCH, INDIVIDUAL, PER_SUBSCRIBER, Record, is_campaign_id
 
 USER_AGENT = f"drip-bridge/{__version__} (+https://github.com/drip-bridge/drip-bridge)"
 
@@ -29,6 +29,9 @@ class DripClient:
 
     def send(self, kind: str, record: Record, campaign_id: str | None = None) -> None:
         """Deliver one record to its individual endpoint."""
+        if kind in PER_SUBSCRIBER:
+            self.person_call(kind, str(record["email"]))
+            return
         path, wrap = INDIVIDUAL[kind]
         if "{campaign}" in path and not is_campaign_id(campaign_id):
             # Never a path of a message's choosing: the id goes into the URL.
@@ -37,6 +40,16 @@ class DripClient:
             )
         url = path.format(account=quote(self.account_id, safe=""), campaign=campaign_id)
         self._post(url, wrap([record]))
+
+    def person_call(self, kind: str, email: str) -> None:
+        """DELETE a subscriber or unsubscribe them from all mailings (no body).
+
+        A deletion Drip answers 404 is done: the subscriber is already gone (deleted
+        in Drip, or renamed by an earlier `new_email`, whose new address is deleted too).
+        """
+        method, path = PER_SUBSCRIBER[kind]
+        url = path.format(account=quote(self.account_id, safe=""), subscriber=quote(email, safe=""))
+        self._request(method, url, None, gone_is_done=kind == "delete")
 
     def send_batch(self, kind: str, records: Sequence[Record]) -> None:
         """Deliver 1 to 1000 records in one batch call (processed later by Drip)."""
@@ -60,7 +73,9 @@ class DripClient:
     def _post(self, path: str, body: Any) -> None:
         self._request("POST", path, body)
 
-    def _request(self, method: str, path: str, body: Any) -> requests.Response:
+    def _request(
+        self, method: str, path: str, body: Any, gone_is_done: bool = False
+    ) -> requests.Response:
         try:
             response = self.session.request(
                 method, self.base_url + path, json=body, timeout=self.timeout
@@ -73,7 +88,7 @@ class DripClient:
             raise DeliveryError(
                 f"cannot reach Drip: {type(exc).__name__}", code="connection_error"
             ) from exc
-        if response.ok:
+        if response.ok or (gone_is_done and response.status_code == 404):
             return response
         code, message = drip_error(response)
         raise from_status(

@@ -25,6 +25,7 @@ from app.store import counters, outbox, received
 log = logging.getLogger(__name__)
 SOURCE = "drip"
 SCHEMA = DripWebhookSchema()
+DELETED = "subscriber.deleted"  # Drip's answer to a deletion: forwarded, then forgotten
 
 
 def load_envelope(body: Any, account_id: str) -> dict[str, Any]:
@@ -62,17 +63,28 @@ def store_envelope(
     """Store one envelope in `conn`'s transaction; the answer says what became of it."""
     mid = event_id(envelope)
     answer: dict[str, Any] = {"success": True, "id": mid}
-    if not received.accept(conn, SOURCE, [(mid, envelope)], now):
+    deleted = envelope["event"] == DELETED
+    kept = without_person(envelope) if deleted else envelope
+    if not received.accept(conn, SOURCE, [(mid, kept)], now):
         return answer | {"duplicate": True}
     reason, message = _track(envelope, cfg)
     if message is None:
-        skip = received.Skip(SOURCE, mid, reason, envelope["event"], envelope)
+        skip = received.Skip(SOURCE, mid, reason, envelope["event"], kept)
         received.record_skips(conn, [skip], now)
         return answer | {"skipped": reason}
     email = envelope["data"]["subscriber"]["email"]
-    call = outbox.Pending(mid, "segment", "track", email.lower(), email, message)
+    # A deleted subscriber's Track is blanked once Segment has it (outbox.finish).
+    call = outbox.Pending(mid, "segment", "deleted" if deleted else "track", email.lower(),
+                          email, message)  # fmt: skip
     outbox.enqueue(conn, [call], now)
     return answer
+
+
+def without_person(envelope: dict[str, Any]) -> dict[str, Any]:
+    """What the bridge keeps of a `subscriber.deleted` webhook: ids and times only."""
+    data = envelope["data"]
+    data = {"account_id": data["account_id"], "subscriber": {"id": data["subscriber"].get("id")}}
+    return {"event": envelope["event"], "data": data, "occurred_at": envelope.get("occurred_at")}
 
 
 def _track(envelope: dict[str, Any], cfg: Config) -> tuple[str, dict[str, Any] | None]:
