@@ -73,7 +73,7 @@ NESTED_CUSTOM_FIELDS = ("custom_fields", "customFields")  # Drip (Actions) users
 CONSUMED = frozenset(
     {p.split(".")[1] for f in FIELDS for p in f.sources if p.startswith("traits.")}
     | {p.split(".")[1] for p in TAGS + REMOVE_TAGS + NEW_EMAIL}
-    | {"email", "name", "id", "userId", *NESTED_CUSTOM_FIELDS}
+    | {"email", "name", "id", "userId", "unsubscribed", *NESTED_CUSTOM_FIELDS}
 )
 
 

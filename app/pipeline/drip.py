@@ -20,11 +20,12 @@ from app.mapping.to_segment import event_id, is_forwarded, to_track
 from app.pipeline.drip_schema import DripWebhookSchema
 from app.pipeline.errors import Malformed, WrongAccount
 from app.segment_api import MESSAGE_LIMIT, track_message
-from app.store import counters, outbox, received
+from app.store import counters, outbox, people, received
 
 log = logging.getLogger(__name__)
 SOURCE = "drip"
 SCHEMA = DripWebhookSchema()
+UNSUBSCRIBED_ALL = "subscriber.unsubscribed_all"
 DELETED = "subscriber.deleted"  # Drip's answer to a deletion: forwarded, then forgotten
 
 
@@ -67,6 +68,9 @@ def store_envelope(
     kept = without_person(envelope) if deleted else envelope
     if not received.accept(conn, SOURCE, [(mid, kept)], now):
         return answer | {"duplicate": True}
+    if envelope["event"] == UNSUBSCRIBED_ALL and envelope["data"]["subscriber"].get("email"):
+        # Unsubscribed in Drip: no later upsert from Segment resubscribes them.
+        people.unsubscribe(conn, [envelope["data"]["subscriber"]["email"]], now)
     reason, message = _track(envelope, cfg)
     if message is None:
         skip = received.Skip(SOURCE, mid, reason, envelope["event"], kept)

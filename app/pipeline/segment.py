@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.config import Config
+from app.mapping.consent import addresses, keep_unsubscribed, may_resubscribe
 from app.mapping.to_drip import ids_to_look_up, map_message
 from app.mapping.types import Options, Outcome
 from app.pipeline import deletion
@@ -145,6 +146,7 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
     server = Options(campaign_id=config.drip_campaign_id)
     page = replace(server, browser=True)
     written = _Written()
+    unsubscribed = _Unsubscribed()
     for mid, message in mapped:
         at = checked.received_at.get(mid, now)
         if message.get("type") == DELETE:
@@ -155,12 +157,36 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
             known = people.known_emails(conn, known)  # what is left of the ids read
             continue
         outcome = map_message(message, known, page if mid in checked.browser else server)
+        unsubscribed.respect(conn, outcome, at)
         known |= outcome.learned  # later messages of the request see what it taught
         learned |= outcome.learned
         summary.calls += _account(conn, summary, skips, mid, message, outcome, at)
     written.flush(conn, summary.calls, skips, learned, now)
     counters.add(conn, _counts(summary))
     return summary
+
+
+@dataclass
+class _Unsubscribed:
+    """Who unsubscribed from all mailings, as far as a request has asked the store."""
+
+    emails: set[str] = field(default_factory=set)
+    asked: set[str] = field(default_factory=set)
+
+    def respect(self, conn: sa.Connection, outcome: Outcome, now: float) -> None:
+        """Remove from `outcome` what would resubscribe an unsubscribed person, and
+        remember who it unsubscribes (one read only when a call could resubscribe)."""
+        risky = {a for c in outcome.calls if may_resubscribe(c) for a in addresses(c)}
+        if unknown := risky - self.asked:
+            self.emails |= people.unsubscribed(conn, unknown)
+            self.asked |= unknown
+        outcome.calls, problems = keep_unsubscribed(outcome.calls, self.emails)
+        outcome.problems += problems
+        leaving = {c.email.lower() for c in outcome.calls if c.kind == "unsubscribe"}
+        if leaving:
+            people.unsubscribe(conn, leaving, now)
+            self.emails |= leaving
+            self.asked |= leaving
 
 
 @dataclass

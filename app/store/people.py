@@ -52,6 +52,23 @@ def join_campaign(conn: sa.Connection, email: str, campaign_id: str, now: float)
     return conn.execute(stmt).first() is not None
 
 
+def unsubscribed(conn: sa.Connection, emails: Iterable[str]) -> set[str]:
+    """Those of `emails` (lowercased) unsubscribed from all mailings."""
+    wanted = sorted({e.lower() for e in emails})
+    if not wanted:
+        return set()
+    query = sa.select(unsubscribes.c.email).where(unsubscribes.c.email.in_(wanted))
+    return set(conn.execute(query).scalars())
+
+
+def unsubscribe(conn: sa.Connection, emails: Iterable[str], now: float) -> None:
+    """Remember that `emails` unsubscribed from all mailings (the first time counts)."""
+    rows = [{"email": e.lower(), "at": now} for e in sorted(set(emails))]
+    if rows:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert(unsubscribes).on_conflict_do_nothing(), rows)
+
+
 def email_of(conn: sa.Connection, some_id: str) -> str | None:
     """The last email seen for `some_id`, if any."""
     query = sa.select(identities.c.email).where(identities.c.id == some_id)
