@@ -152,6 +152,16 @@ def custom_entries(traits: dict[str, Any]) -> list[Entry]:
     return entries
 
 
+def trait_names(message: dict[str, Any]) -> dict[str, str]:
+    """Drip custom-field key -> the trait name it came from, where they differ
+    (`planType` -> `plan_type`): an Identify built from Drip's webhooks names it back."""
+    traits = message.get("traits")
+    if message.get("type") != "identify" or not isinstance(traits, dict):
+        return {}
+    names = {normalise_key(e.key): e.key for e in custom_entries(traits)}
+    return {key: name for key, name in names.items() if key and key != name}
+
+
 def audience_trait(message: dict[str, Any], traits: dict[str, Any]) -> tuple[str, bool] | None:
     """An Engage audience identify: (custom field key, member?) or None.
 

@@ -1,7 +1,9 @@
-"""A Drip webhook -> a stored Segment Track message: check, de-duplicate, map, store.
+"""A Drip webhook -> stored Segment messages: check, de-duplicate, map, store.
 
-The Track is built by analytics-python exactly as it will be sent, so the outbox
-row is the message itself and the worker only posts it.
+Each webhook becomes a Track; the subscriber webhooks that change a profile
+(PROFILE_EVENTS) also an Identify, stored as its own row. Both are built by
+analytics-python exactly as they will be sent, so an outbox row is the message
+itself and the worker only posts it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from marshmallow import ValidationError
 from app import __version__, metrics, store
 from app.config import Config
 from app.drip_api import WEBHOOK_EVENTS
-from app.mapping.to_segment import event_id, is_forwarded, to_track
+from app.mapping.to_segment import PROFILE_EVENTS, event_id, is_forwarded, to_identify, to_track
 from app.pipeline.drip_schema import DripWebhookSchema
 from app.pipeline.errors import Malformed, WrongAccount
-from app.segment_api import MESSAGE_LIMIT, track_message
-from app.store import counters, outbox, people, received
+from app.segment_api import MESSAGE_LIMIT, identify_message, track_message
+from app.store import counters, fields, outbox, people, received
 
 log = logging.getLogger(__name__)
 SOURCE = "drip"
@@ -80,8 +82,24 @@ def store_envelope(
     # A deleted subscriber's Track is blanked once Segment has it (outbox.finish).
     call = outbox.Pending(mid, "segment", "deleted" if deleted else "track", email.lower(),
                           email, message)  # fmt: skip
-    outbox.enqueue(conn, [call], now)
+    calls = [call]
+    if (profile := _identify(conn, envelope)) is not None:
+        calls.append(outbox.Pending(mid, "segment", "identify", email.lower(), email, profile))
+    outbox.enqueue(conn, calls, now)
     return answer
+
+
+def _identify(conn: sa.Connection, envelope: dict[str, Any]) -> dict[str, Any] | None:
+    """The Identify for a profile change (PROFILE_EVENTS), or None."""
+    if envelope["event"] not in PROFILE_EVENTS:
+        return None
+    custom = envelope["data"]["subscriber"].get("custom_fields")
+    names = fields.segment_names(conn, custom if isinstance(custom, dict) else ())
+    try:
+        return identify_message(**to_identify(envelope, __version__, names))
+    except RuntimeError:
+        log.warning("Drip's profile in %s is over Segment's 32 KB", envelope["event"])
+        return None
 
 
 def without_person(envelope: dict[str, Any]) -> dict[str, Any]:

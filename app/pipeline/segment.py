@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from app import metrics, store
 from app.config import Config
 from app.mapping.consent import addresses, keep_unsubscribed, may_resubscribe
+from app.mapping.subscriber import trait_names
 from app.mapping.to_drip import ids_to_look_up, map_message
 from app.mapping.types import Options, Outcome
 from app.pipeline import deletion
@@ -27,7 +28,7 @@ from app.pipeline.errors import Malformed
 from app.pipeline.messages import segment_time, storable
 from app.pipeline.segment_schema import problems
 from app.segment_api import DELETE, is_echo
-from app.store import counters, outbox, people, received
+from app.store import counters, fields, outbox, people, received
 
 log = logging.getLogger(__name__)
 SOURCE = "segment"
@@ -147,6 +148,7 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
     page = replace(server, browser=True)
     written = _Written()
     unsubscribed = _Unsubscribed()
+    names: dict[str, str] = {}  # Drip custom-field key -> trait name, where they differ
     for mid, message in mapped:
         at = checked.received_at.get(mid, now)
         if message.get("type") == DELETE:
@@ -158,10 +160,13 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
             continue
         outcome = map_message(message, known, page if mid in checked.browser else server)
         unsubscribed.respect(conn, outcome, at)
+        if outcome.calls:
+            names |= trait_names(message)
         known |= outcome.learned  # later messages of the request see what it taught
         learned |= outcome.learned
         summary.calls += _account(conn, summary, skips, mid, message, outcome, at)
     written.flush(conn, summary.calls, skips, learned, now)
+    fields.remember(conn, names)
     counters.add(conn, _counts(summary))
     return summary
 
