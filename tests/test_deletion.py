@@ -176,3 +176,18 @@ def test_a_delete_without_a_userid_is_invalid(web: FlaskClient) -> None:
     response = web.post("/segment", data=dumps(body), headers=headers)
     assert response.status_code == 400
     assert "a deletion request needs the userId" in answer(response)["error"]["message"]
+
+
+def test_a_page_may_not_delete_anyone(
+    web: FlaskClient, bridge: Flask, steps: Worker, fake_drip: FakeDrip
+) -> None:
+    known_by_two_emails(web, steps, fake_drip)
+    batch = {"batch": [DELETE]}
+    assert web.post("/v1/b", data=dumps(batch), headers=PAGE).status_code == 200
+    drain(steps)
+    assert fake_drip.records("delete") == []
+    with bridge.extensions["engine"].connect() as conn:
+        assert deletions.recent(conn, 10) == []
+        reasons = conn.execute(sa.select(tables.skipped.c.reason)).scalars().all()
+    assert "browser_key" in reasons
+    assert "lovelace" in everything_stored(bridge)

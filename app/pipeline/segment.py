@@ -33,6 +33,7 @@ from app.store import counters, fields, outbox, people, received
 log = logging.getLogger(__name__)
 SOURCE = "segment"
 LOOP_GUARD = "loop_guard"
+BROWSER_DELETE = "BROWSER_WRITE_KEY is public, so a page may not delete anyone"
 
 
 @dataclass
@@ -151,6 +152,9 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
     names: dict[str, str] = {}  # Drip custom-field key -> trait name, where they differ
     for mid, message in mapped:
         at = checked.received_at.get(mid, now)
+        if message.get("type") == DELETE and mid in checked.browser:
+            skips.append(_skip(summary, message, "browser_key", BROWSER_DELETE))
+            continue
         if message.get("type") == DELETE:
             # What the request taught before it is written first, so that it is purged too.
             written.flush(conn, summary.calls, skips, learned, now)
