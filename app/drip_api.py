@@ -16,7 +16,7 @@ Record = dict[str, Any]
 Wrap = Callable[[list[Record]], Any]
 
 # One value per endpoint family.
-Kind = Literal["subscriber", "event", "campaign", "order"]
+Kind = Literal["subscriber", "event", "campaign", "order", "delete", "unsubscribe"]
 
 # kind -> (path, body); paths hold {account} and, for campaigns, {campaign}.
 # rest/_subscribers.md, rest/_events.md, rest/_campaigns.md, shopper_activity/_order.md.
@@ -26,7 +26,15 @@ INDIVIDUAL: dict[str, tuple[str, Wrap]] = {
     "campaign": ("/v2/{account}/campaigns/{campaign}/subscribers", lambda rs: {"subscribers": rs}),
     "order": ("/v3/{account}/shopper_activity/order", lambda rs: rs[0]),
 }
-# rest/_batch_api.md, shopper_activity/_order.md. Campaign subscriptions have no batch form.
+# kind -> (method, path) of the calls addressed to one subscriber, with no body
+# (rest/_subscribers.md): "Delete a subscriber" (204; Drip then fires
+# `subscriber.deleted`) and "Unsubscribe from all mailings" (200 with the subscriber).
+PER_SUBSCRIBER: dict[str, tuple[str, str]] = {
+    "delete": ("DELETE", "/v2/{account}/subscribers/{subscriber}"),
+    "unsubscribe": ("POST", "/v2/{account}/subscribers/{subscriber}/unsubscribe_all"),
+}
+# rest/_batch_api.md, shopper_activity/_order.md. Campaign subscriptions and deletions
+# have no batch form; "Unsubscribe a batch of subscribers" answers 204.
 BATCH: dict[str, tuple[str, Wrap]] = {
     "subscriber": (
         "/v2/{account}/subscribers/batches",
@@ -34,6 +42,10 @@ BATCH: dict[str, tuple[str, Wrap]] = {
     ),
     "event": ("/v2/{account}/events/batches", lambda rs: {"batches": [{"events": rs}]}),
     "order": ("/v3/{account}/shopper_activity/order/batch", lambda rs: {"orders": rs}),
+    "unsubscribe": (
+        "/v2/{account}/unsubscribes/batches",
+        lambda rs: {"batches": [{"subscribers": rs}]},
+    ),
 }
 # rest/_batch_api.md: "An Array with between 1 and 1000 objects".
 BATCH_MAX = 1000

@@ -15,6 +15,9 @@ from segment.analytics.consumer import BATCH_SIZE_LIMIT
 
 # The message types of Segment's spec; the tracking API has a path for each.
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# Segment's deletion request, as its Webhooks destination forwards a user deletion
+# (privacy/user-deletion-and-suppression): `{"type": "delete", "userId", "messageId"}`.
+DELETE = "delete"
 # The tracking API's other paths: a batch, and `import` (analytics-ruby, analytics-java),
 # which Segment answers as a batch.
 SERVER_PATHS: Mapping[str, str] = {t: t for t in TYPES} | {"batch": "batch", "import": "batch"}
@@ -61,6 +64,16 @@ def track_message(**kwargs: Any) -> dict[str, Any]:
     Raises RuntimeError when it is over Segment's 32 KB.
     """
     _, message = _BUILDER.track(**kwargs)
+    built: dict[str, Any] = message
+    return built
+
+
+def identify_message(**kwargs: Any) -> dict[str, Any]:
+    """The Identify message analytics-python would send for `Client.identify(**kwargs)`.
+
+    Raises RuntimeError when it is over Segment's 32 KB.
+    """
+    _, message = _BUILDER.identify(**kwargs)
     built: dict[str, Any] = message
     return built
 

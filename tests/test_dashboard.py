@@ -98,6 +98,32 @@ def test_discard_drops_a_dead_letter_but_keeps_it_on_record(
     assert rows(admin_app)[0].state == "dropped"
 
 
+def test_the_page_lists_deletions_pending_then_done(
+    admin_app: Flask, page: Page, fake_drip: FakeDrip
+) -> None:
+    client = admin_app.test_client()
+    headers = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
+    worker = create_worker(admin_app)
+    client.post("/segment", data=dumps(IDENTIFY), headers=headers)
+    worker.step()
+    for n, user_id in enumerate(("nobody", "u1")):
+        body = {"type": "delete", "userId": user_id, "messageId": f"del-{n}"}
+        client.post("/segment", data=dumps(body), headers=headers)
+    page.reload()
+    assert page.inner_text("#deletion-1").split("\t")[1:] == [
+        "del-1",
+        "u1",
+        "1",
+        "pending (1 to delete)",
+    ]
+    assert page.inner_text("#deletion-2").split("\t")[1:] == ["del-0", "nobody", "0", "done"]
+    worker.step()
+    assert fake_drip.records("delete") == [{"email": "ada@example.com"}]
+    page.reload()
+    assert page.inner_text("#deletion-1").split("\t")[1:] == ["del-1", "u1", "1", "done"]
+    assert "ada@example.com" not in page.content()
+
+
 def test_the_dashboard_wants_the_admin_password(admin_url: str) -> None:
     assert requests.get(f"{admin_url}/admin", timeout=5).status_code == 401
     wrong = requests.get(f"{admin_url}/admin", auth=("admin", "nope"), timeout=5)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from app.mapping.to_segment import PROFILE_EVENTS
 from app.simulators.drip import FakeDrip
 from app.simulators.segment import FakeSegment
 from app.simulators.server import free_port, wait_until
@@ -101,10 +102,16 @@ def test_each_of_the_29_drip_events_gets_its_documented_result(
     assert answers["subscriber.performed_custom_event"]["skipped"] == "not_forwarded"
 
     forwarded = {e: name for e, name in EXPECTED.items() if name}
-    wait_until("28 tracks at Segment", lambda: len(fake_segment.messages()) >= len(forwarded))
-    by_id = {m["messageId"]: m["event"] for m in fake_segment.messages()}
+    profiles = {answers[e]["id"] + "-identify" for e in forwarded if e in PROFILE_EVENTS}
+    expected = len(forwarded) + len(profiles)  # 28 tracks and 12 identifies
+    wait_until("40 messages at Segment", lambda: len(fake_segment.messages()) >= expected)
+    tracks = [m for m in fake_segment.messages() if m["type"] == "track"]
+    by_id = {m["messageId"]: m["event"] for m in tracks}
     assert by_id == {answers[e]["id"]: name for e, name in forwarded.items()}
-    assert len(fake_segment.messages()) == 28  # the repeat was not forwarded again
+    assert len(tracks) == 28  # the repeat was not forwarded again
+    identifies = {m["messageId"] for m in fake_segment.messages() if m["type"] == "identify"}
+    assert identifies == profiles
+    assert len(fake_segment.messages()) == expected
     metrics = requests.get(f"{url}/metrics", timeout=5).text
     assert 'bridge_messages_duplicate_total{source="drip"} 1.0' in metrics
 

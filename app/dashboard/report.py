@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from app.config import Config
 from app.dead_letters import as_dict, iso
-from app.store import inbox, outbox, received, workers
+from app.store import deletions, inbox, outbox, received, workers
 
 HOUR = 3600.0
 SHOWN = 50  # rows per list
@@ -24,6 +24,7 @@ def gather(conn: sa.Connection, now: float) -> dict[str, Any]:
         "dead": [as_dict(row) for row in outbox.dead_letters(conn, limit=SHOWN)],
         "skipped": [_skip(row) for row in received.recent_skips(conn, SHOWN)],
         "errors": [_error(row) for row in outbox.retrying(conn, 10)],
+        "deletions": [_deletion(d) for d in deletions.recent(conn, SHOWN)],
         "workers": workers.running(conn, now),
     }
 
@@ -31,6 +32,12 @@ def gather(conn: sa.Connection, now: float) -> dict[str, Any]:
 def _skip(row: sa.Row[Any]) -> dict[str, Any]:
     return {"at": iso(row.at), "source": row.source, "message_id": row.message_id,
             "reason": row.reason, "detail": row.detail, "payload": row.payload}  # fmt: skip
+
+
+def _deletion(d: deletions.Deletion) -> dict[str, Any]:
+    return {"requested_at": iso(d.requested_at), "message_id": d.message_id,
+            "user_id": d.user_id, "subscribers": d.subscribers, "state": d.state,
+            "waiting": d.waiting}  # fmt: skip
 
 
 def _error(row: sa.Row[Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import requests
 
 from app import __version__
 from app.delivery.errors import DeliveryError, from_status, parse_retry_after, unreachable
-from app.drip_api import BATCH, INDIVIDUAL, Record, is_campaign_id
+from app.drip_api import BATCH, INDIVIDUAL, PER_SUBSCRIBER, Record, is_campaign_id
 
 CHUNK = 4096  # bytes of an answer read at a time, each against the call's deadline
 USER_AGENT = f"drip-bridge/{__version__} (+https://github.com/drip-bridge/drip-bridge)"
@@ -31,6 +31,9 @@ class DripClient:
 
     def send(self, kind: str, record: Record, campaign_id: str | None = None) -> None:
         """Deliver one record to its individual endpoint."""
+        if kind in PER_SUBSCRIBER:
+            self.person_call(kind, str(record["email"]))
+            return
         path, wrap = INDIVIDUAL[kind]
         if "{campaign}" in path and not is_campaign_id(campaign_id):
             # Never a path of a message's choosing: the id goes into the URL.
@@ -39,6 +42,16 @@ class DripClient:
             )
         url = path.format(account=quote(self.account_id, safe=""), campaign=campaign_id)
         self._post(url, wrap([record]))
+
+    def person_call(self, kind: str, email: str) -> None:
+        """DELETE a subscriber or unsubscribe them from all mailings (no body).
+
+        A deletion Drip answers 404 is done: the subscriber is already gone (deleted
+        in Drip, or renamed by an earlier `new_email`, whose new address is deleted too).
+        """
+        method, path = PER_SUBSCRIBER[kind]
+        url = path.format(account=quote(self.account_id, safe=""), subscriber=quote(email, safe=""))
+        self._request(method, url, None, gone_is_done=kind == "delete")
 
     def send_batch(self, kind: str, records: Sequence[Record]) -> None:
         """Deliver 1 to 1000 records in one batch call (processed later by Drip)."""
@@ -62,9 +75,12 @@ class DripClient:
     def _post(self, path: str, body: Any) -> None:
         self._request("POST", path, body)
 
-    def _request(self, method: str, path: str, body: Any) -> requests.Response:
+    def _request(
+        self, method: str, path: str, body: Any, gone_is_done: bool = False
+    ) -> requests.Response:
         """One call, answered within `timeout` seconds in all: requests' own timeout
-        is per read, so a server trickling its answer is cut off here."""
+        is per read, so a server trickling its answer is cut off here. With
+        `gone_is_done`, a 404 counts as done (what was to be removed is gone)."""
         deadline = time.monotonic() + self.timeout
         try:
             response = self.session.request(
@@ -81,7 +97,7 @@ class DripClient:
         except requests.RequestException as exc:
             timed_out = self.timeout if isinstance(exc, requests.Timeout) else None
             raise unreachable("Drip", exc, timed_out) from exc
-        if response.ok:
+        if response.ok or (gone_is_done and response.status_code == 404):
             return response
         code, message = drip_error(response)
         raise from_status(

@@ -194,7 +194,8 @@ class Worker:
         counts = metrics.Counts()
         delivered = [row for row, error in results if error is None]
         with store.writing(self.engine) as conn:
-            outbox.finish(conn, [row.id for row in delivered], now)
+            forget = any(row.kind in outbox.FORGOTTEN_WHEN_DONE for row in delivered)
+            outbox.finish(conn, [row.id for row in delivered], now, forget)
             metrics.count(counts, metrics.DELIVERED, dest, amount=len(delivered))
             for row in delivered:
                 metrics.observe_latency(counts, dest, now - row.received_at)

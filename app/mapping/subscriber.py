@@ -73,7 +73,7 @@ NESTED_CUSTOM_FIELDS = ("custom_fields", "customFields")  # Drip (Actions) users
 CONSUMED = frozenset(
     {p.split(".")[1] for f in FIELDS for p in f.sources if p.startswith("traits.")}
     | {p.split(".")[1] for p in TAGS + REMOVE_TAGS + NEW_EMAIL}
-    | {"email", "name", "id", "userId", *NESTED_CUSTOM_FIELDS}
+    | {"email", "name", "id", "userId", "unsubscribed", *NESTED_CUSTOM_FIELDS}
 )
 
 
@@ -150,6 +150,16 @@ def custom_entries(traits: dict[str, Any]) -> list[Entry]:
         elif nested is not None:
             entries.append(Entry(f"traits.{name}", name, nested))
     return entries
+
+
+def trait_names(message: dict[str, Any]) -> dict[str, str]:
+    """Drip custom-field key -> the trait name it came from, where they differ
+    (`planType` -> `plan_type`): an Identify built from Drip's webhooks names it back."""
+    traits = message.get("traits")
+    if message.get("type") != "identify" or not isinstance(traits, dict):
+        return {}
+    names = {normalise_key(e.key): e.key for e in custom_entries(traits)}
+    return {key: name for key, name in names.items() if key and key != name}
 
 
 def audience_trait(message: dict[str, Any], traits: dict[str, Any]) -> tuple[str, bool] | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.drip_api import is_email
+from app.mapping.consent import unsubscribe_call, unsubscribes
 from app.mapping.device import SENT_BY_PLUGIN, handed_to_tag
 from app.mapping.events import AUDIENCE_EVENTS, audience_fields, event_properties, occurred_at
 from app.mapping.orders import order_action, order_record
@@ -92,12 +93,28 @@ def identify(
     record.update(subscriber_fields(message, options.audience_tags, problems))
     if options.browser and record.pop("status", None) is not None:
         problems.append(Problem("traits.status", BROWSER_ONLY + "change a subscription status"))
+    leaving = unsubscribing(message, options, record, problems)
     outcome.calls.append(DripCall("subscriber", email, record))
     current = new_email or email
-    campaign = campaign_call(message, options, current, person.user_id, problems)
-    if campaign is not None:
+    if leaving:
+        outcome.calls.append(unsubscribe_call(current))
+    elif campaign := campaign_call(message, options, current, person.user_id, problems):
         outcome.calls.append(campaign)
     outcome.learned.update(person.learned(current, options.browser))
+
+
+def unsubscribing(
+    message: dict[str, Any], options: Options, record: dict[str, Any], problems: list[Problem]
+) -> bool:
+    """Whether the identify unsubscribes the person from all mailings (then its upsert
+    sets no status and it joins no campaign). A page (BROWSER_WRITE_KEY) may not."""
+    if not unsubscribes(message, problems):
+        return False
+    if options.browser:
+        problems.append(Problem("traits.unsubscribed", BROWSER_ONLY + "unsubscribe anyone"))
+        return False
+    record.pop("status", None)
+    return True
 
 
 def track(

@@ -1,9 +1,11 @@
-"""Drip webhook -> Segment Track call: a pure mapping (no I/O, no clock).
+"""Drip webhook -> Segment Track (and Identify) calls: a pure mapping (no I/O, no clock).
 
 `to_track(envelope, version)` returns the keyword arguments for
-`segment.analytics.Client.track(...)`. The envelope is Drip's webhook body as
-sent (or as loaded by `app.pipeline.drip_schema.DripWebhookSchema`), see the
-README's "Drip -> Segment" and Drip's `source/includes/rest/_webhook_events.md`.
+`segment.analytics.Client.track(...)`; `to_identify(envelope, version, names)`, for the
+subscriber webhooks of PROFILE_EVENTS, those of `Client.identify(...)`. The envelope
+is Drip's webhook body as sent (or as loaded by
+`app.pipeline.drip_schema.DripWebhookSchema`), see the README's "Drip -> Segment"
+and Drip's `source/includes/rest/_webhook_events.md`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,26 @@ EVENT_NAMES: dict[str, str] = {
 DEFAULT_FORWARDED: frozenset[str] = frozenset(WEBHOOK_EVENTS) - {
     "subscriber.performed_custom_event"
 }
+
+# The webhooks that change a subscriber's profile: each also becomes an Identify with
+# what Drip knows of the person. Not `subscriber.deleted`: that person is gone.
+PROFILE_EVENTS: frozenset[str] = frozenset(
+    {
+        "subscriber.created",
+        "subscriber.subscribed_to_email_marketing",
+        "subscriber.subscribed_to_campaign",
+        "subscriber.removed_from_campaign",
+        "subscriber.unsubscribed_from_campaign",
+        "subscriber.unsubscribed_all",
+        "subscriber.reactivated",
+        "subscriber.applied_tag",
+        "subscriber.removed_tag",
+        "subscriber.updated_custom_field",
+        "subscriber.updated_email_address",
+        "subscriber.updated_alias",
+    }
+)
+IDENTIFY_ID_SUFFIX = "-identify"  # the Identify's messageId: the Track's, plus this
 
 # Segment property <- Drip property, per event; other properties pass as sent.
 RENAMED_PROPERTIES: dict[str, dict[str, str]] = {
@@ -109,6 +131,34 @@ def to_track(envelope: Mapping[str, Any], version: str) -> dict[str, Any]:
         "context": context,
         "timestamp": parse_time(envelope.get("occurred_at")),
         "message_id": event_id(envelope),
+        "integrations": dict(LOOP_GUARD_INTEGRATIONS),
+    }
+
+
+def to_identify(
+    envelope: Mapping[str, Any], version: str, names: Mapping[str, str]
+) -> dict[str, Any]:
+    """Keyword arguments for `segment.analytics.Client.identify(**kwargs)`.
+
+    Traits are what Drip knows: `email`, `tags`, each custom field under the trait
+    name Segment sent it as (`names`: Drip key -> trait name; else the Drip key), and
+    `unsubscribed` (Drip's status). Identity and loop guard as `to_track`'s. Raises
+    ValueError as `to_track` does.
+    """
+    subscriber = _mapping(_mapping(envelope.get("data")).get("subscriber"))
+    email = subscriber.get("email")
+    if not isinstance(email, str) or not email.strip():
+        raise ValueError("data.subscriber.email is missing")
+    custom = _mapping(subscriber.get("custom_fields"))
+    traits: dict[str, Any] = {names.get(k, k): v for k, v in custom.items()}
+    traits |= {"email": email, "tags": list(subscriber.get("tags") or [])}
+    traits["unsubscribed"] = subscriber.get("status") == "unsubscribed"
+    return {
+        **_identity(subscriber, email),
+        "traits": traits,
+        "context": {"integration": {"name": LOOP_MARKER, "version": version}},
+        "timestamp": parse_time(envelope.get("occurred_at")),
+        "message_id": event_id(envelope) + IDENTIFY_ID_SUFFIX,
         "integrations": dict(LOOP_GUARD_INTEGRATIONS),
     }
 

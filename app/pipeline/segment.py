@@ -19,16 +19,21 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.config import Config
+from app.mapping.consent import addresses, keep_unsubscribed, may_resubscribe
+from app.mapping.subscriber import trait_names
 from app.mapping.to_drip import ids_to_look_up, map_message
 from app.mapping.types import Options, Outcome
+from app.pipeline import deletion
 from app.pipeline.errors import Malformed
 from app.pipeline.messages import segment_time, storable
 from app.pipeline.segment_schema import problems
-from app.segment_api import is_echo
-from app.store import counters, outbox, people, received
+from app.segment_api import DELETE, is_echo
+from app.store import counters, fields, outbox, people, received
 
 log = logging.getLogger(__name__)
 SOURCE = "segment"
+LOOP_GUARD = "loop_guard"
+BROWSER_DELETE = "BROWSER_WRITE_KEY is public, so a page may not delete anyone"
 
 
 @dataclass
@@ -142,17 +147,77 @@ def store_checked(conn: sa.Connection, config: Config, checked: Checked, now: fl
     learned: dict[str, str] = {}
     server = Options(campaign_id=config.drip_campaign_id)
     page = replace(server, browser=True)
+    written = _Written()
+    unsubscribed = _Unsubscribed()
+    names: dict[str, str] = {}  # Drip custom-field key -> trait name, where they differ
     for mid, message in mapped:
+        at = checked.received_at.get(mid, now)
+        if message.get("type") == DELETE and mid in checked.browser:
+            skips.append(_skip(summary, message, "browser_key", BROWSER_DELETE))
+            continue
+        if message.get("type") == DELETE:
+            # What the request taught before it is written first, so that it is purged too.
+            written.flush(conn, summary.calls, skips, learned, now)
+            summary.accepted_ids.append(mid)
+            summary.calls += deletion.forget(conn, mid, message, at)
+            known = people.known_emails(conn, known)  # what is left of the ids read
+            continue
         outcome = map_message(message, known, page if mid in checked.browser else server)
+        unsubscribed.respect(conn, outcome, at)
+        if outcome.calls:
+            names |= trait_names(message)
         known |= outcome.learned  # later messages of the request see what it taught
         learned |= outcome.learned
-        at = checked.received_at.get(mid, now)
         summary.calls += _account(conn, summary, skips, mid, message, outcome, at)
-    people.learn(conn, learned, now)
-    outbox.enqueue(conn, summary.calls, now)
-    received.record_skips(conn, skips, now)
+    written.flush(conn, summary.calls, skips, learned, now)
+    fields.remember(conn, names)
     counters.add(conn, _counts(summary))
     return summary
+
+
+@dataclass
+class _Unsubscribed:
+    """Who unsubscribed from all mailings, as far as a request has asked the store."""
+
+    emails: set[str] = field(default_factory=set)
+    asked: set[str] = field(default_factory=set)
+
+    def respect(self, conn: sa.Connection, outcome: Outcome, now: float) -> None:
+        """Remove from `outcome` what would resubscribe an unsubscribed person, and
+        remember who it unsubscribes (one read only when a call could resubscribe)."""
+        risky = {a for c in outcome.calls if may_resubscribe(c) for a in addresses(c)}
+        if unknown := risky - self.asked:
+            self.emails |= people.unsubscribed(conn, unknown)
+            self.asked |= unknown
+        outcome.calls, problems = keep_unsubscribed(outcome.calls, self.emails)
+        outcome.problems += problems
+        leaving = {c.email.lower() for c in outcome.calls if c.kind == "unsubscribe"}
+        if leaving:
+            people.unsubscribe(conn, leaving, now)
+            self.emails |= leaving
+            self.asked |= leaving
+
+
+@dataclass
+class _Written:
+    """How much of a request's calls and skips is written (a deletion writes early)."""
+
+    calls: int = 0
+    skips: int = 0
+
+    def flush(
+        self,
+        conn: sa.Connection,
+        calls: list[outbox.Pending],
+        skips: list[received.Skip],
+        learned: dict[str, str],
+        now: float,
+    ) -> None:
+        people.learn(conn, learned, now)
+        learned.clear()
+        outbox.enqueue(conn, calls[self.calls :], now)
+        received.record_skips(conn, skips[self.skips :], now)
+        self.calls, self.skips = len(calls), len(skips)
 
 
 def _counts(summary: Summary) -> metrics.Counts:
@@ -211,7 +276,7 @@ def _reject_reason(message: Any, max_bytes: int | None) -> tuple[str | None, str
     if max_bytes and size > max_bytes:
         return "too_large", f"a message may be at most {max_bytes // 1024} KB"
     if is_echo(message):
-        return "loop_guard", "sent to Segment by drip-bridge itself; not sent back to Drip"
+        return LOOP_GUARD, "sent to Segment by drip-bridge itself; not sent back to Drip"
     return None, None
 
 
@@ -238,4 +303,7 @@ def _skip(summary: Summary, message: Any, reason: str, detail: str | None) -> re
     mid = message_id(message) if isinstance(message, dict) else None
     entry = {"messageId": mid, "reason": reason} | ({"detail": detail} if detail else {})
     summary.skipped.append(entry)
-    return received.Skip(SOURCE, mid, reason, detail, storable(message))
+    # An echo is the bridge's own message: nothing to show, and it may name a person
+    # deleted meanwhile (the Track of `subscriber.deleted`), so it is not kept.
+    payload = None if reason == LOOP_GUARD else storable(message)
+    return received.Skip(SOURCE, mid, reason, detail, payload)

@@ -6,7 +6,9 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from app.segment_api import TYPES
+from app.segment_api import DELETE, TYPES
+
+KNOWN_TYPES = (*TYPES, DELETE)
 
 
 class Id(fields.Field):
@@ -24,7 +26,7 @@ class SegmentMessageSchema(Schema):
 
     type = fields.String(
         required=True,
-        validate=validate.OneOf(TYPES, error="must be one of " + ", ".join(TYPES)),
+        validate=validate.OneOf(KNOWN_TYPES, error="must be one of " + ", ".join(KNOWN_TYPES)),
         error_messages={"required": "is missing: every Segment message has a type"},
     )
     # Ids are remembered in columns of 200 characters.
@@ -45,6 +47,8 @@ class SegmentMessageSchema(Schema):
             raise ValidationError("a track call needs a non-empty event name", "event")
         if kind == "alias" and not (data.get("previousId") and data.get("userId")):
             raise ValidationError("an alias call needs previousId and userId", "previousId")
+        if kind == DELETE and not data.get("userId"):
+            raise ValidationError("a deletion request needs the userId to delete", "userId")
         if kind != "alias" and not (data.get("userId") or data.get("anonymousId")):
             raise ValidationError("needs a userId or an anonymousId", "userId")
 

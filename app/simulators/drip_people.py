@@ -75,6 +75,25 @@ class People:
             found["tags"] = [t for t in found["tags"] if t != tag]
             return True
 
+    def delete(self, id_or_email: str) -> bool:
+        """Forget a person (rest/_subscribers.md, "Delete a subscriber"); False if unknown."""
+        with self._lock:
+            key = self._ids.get(id_or_email, id_or_email.lower())
+            found = self._by_key.pop(key, None)
+            if found is None:
+                return False
+            self._ids.pop(found["id"], None)
+            return True
+
+    def unsubscribe_all(self, id_or_email: str) -> Record | None:
+        """Set a person's status to unsubscribed (rest/_subscribers.md); None if unknown."""
+        with self._lock:
+            found = self._by_key.get(self._ids.get(id_or_email, id_or_email.lower()))
+            if found is None:
+                return None
+            found["status"] = "unsubscribed"
+            return dict(found)
+
     def mark_removed(self, email: str, campaign_id: str) -> None:
         with self._lock:
             self._removed.add((campaign_id, email.lower()))

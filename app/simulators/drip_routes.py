@@ -60,6 +60,9 @@ def _batch(key: str, kind: str, check: Callable[[Record], list[rules.Error]]) ->
         errors = check(record)
         if not errors and kind == "subscriber" and fake.people.upsert(record) is None:
             errors = [rules.error("not_found_error", "id", "Subscriber not found")]
+        people = fake.people
+        if kind == "unsubscribe" and not errors and not people.unsubscribe_all(record["email"]):
+            errors = [rules.error("not_found_error", "email", "Subscriber not found")]
         if errors:
             fake.drop(kind, record, errors)
         else:
@@ -92,6 +95,32 @@ def get_subscriber(acct: str, who: str) -> Response:
     if found is None:
         return json_response(404, rules.NOT_FOUND)
     return json_response(200, {"links": LINKS, "subscribers": [found]})
+
+
+def delete_subscriber(acct: str, who: str) -> Response:
+    """rest/_subscribers.md: DELETE /v2/:account_id/subscribers/:id_or_email -> 204.
+
+    Real Drip then fires `subscriber.deleted` to its webhooks; the fake fires nothing
+    (a test posts that webhook to the bridge itself).
+    """
+    if not _fake().people.delete(who):
+        return json_response(404, rules.NOT_FOUND)
+    _fake().deliver("delete", {"email": who})
+    return json_response(204)
+
+
+def unsubscribe_all(acct: str, who: str) -> Response:
+    """rest/_subscribers.md: POST .../subscribers/:id_or_email/unsubscribe_all -> 200."""
+    stored = _fake().people.unsubscribe_all(who)
+    if stored is None:
+        return json_response(404, rules.NOT_FOUND)
+    _fake().deliver("unsubscribe", {"email": who})
+    return json_response(200, {"links": LINKS, "subscribers": [stored]})
+
+
+def unsubscribe_batches(acct: str) -> Response:
+    """rest/_batch_api.md: POST /v2/:account_id/unsubscribes/batches -> 204."""
+    return _batch("subscribers", "unsubscribe", rules.unsubscribe_errors) or json_response(204)
 
 
 def subscriber_batches(acct: str) -> Response:
@@ -225,6 +254,9 @@ ROUTES: list[tuple[str, str, Callable[..., Response]]] = [
     ("/v2/<acct>/subscribers", "POST", upsert_subscriber),
     ("/v2/<acct>/subscribers/batches", "POST", subscriber_batches),
     ("/v2/<acct>/subscribers/<who>", "GET", get_subscriber),
+    ("/v2/<acct>/subscribers/<who>", "DELETE", delete_subscriber),
+    ("/v2/<acct>/subscribers/<who>/unsubscribe_all", "POST", unsubscribe_all),
+    ("/v2/<acct>/unsubscribes/batches", "POST", unsubscribe_batches),
     ("/v2/<acct>/events", "POST", record_event),
     ("/v2/<acct>/events/batches", "POST", event_batches),
     ("/v2/<acct>/campaigns/<campaign_id>", "GET", get_campaign),

@@ -154,6 +154,11 @@ def campaign_subscriber_errors(record: Record) -> list[Error]:
     return _identity_errors(record, ("email",))
 
 
+def unsubscribe_errors(record: Record) -> list[Error]:
+    """rest/_batch_api.md ("Unsubscribe a batch of subscribers"): `{"email"}` each."""
+    return _identity_errors(record, ("email",))
+
+
 def tag_errors(record: Record) -> list[Error]:
     """rest/_tags.md: `{"email", "tag"}`, both needed."""
     errors = _identity_errors(record, ("email",))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -154,3 +155,11 @@ def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
     waits behind ingest or the worker (WAL readers see the last commit)."""
     with engine.connect() as conn:
         yield conn.execution_options(read_only=True)
+
+
+def mentions(column: sa.ColumnElement[Any], values: Iterable[str]) -> sa.ColumnElement[bool]:
+    """True where the JSON stored in `column` holds one of `values` as a whole string,
+    whatever its case (a full scan: for rare work such as a deletion)."""
+    text = sa.func.lower(sa.cast(column, sa.Text))
+    needles = [json.dumps(v).lower() for v in values if v]
+    return sa.or_(sa.false(), *(text.contains(n, autoescape=True) for n in needles))

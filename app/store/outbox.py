@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.store.engine import mentions
 from app.store.tables import outbox, received
 
 LEASE_SECONDS = 60.0  # work held by a dead worker is taken up again after this
@@ -132,9 +133,59 @@ def claim(
     return sorted(conn.execute(stmt), key=lambda row: row.id)
 
 
-def finish(conn: sa.Connection, ids: Sequence[int], now: float) -> None:
+# Kinds whose row names someone only until it is delivered: a deletion's proof keeps
+# ids and times, not the address it deleted.
+# ("deleted": the Track of Drip's `subscriber.deleted`, on its way to Segment.)
+FORGOTTEN_WHEN_DONE = frozenset({"delete", "deleted"})
+FORGOTTEN = "forgotten"  # the person key of rows whose person was deleted
+
+
+def finish(conn: sa.Connection, ids: Sequence[int], now: float, forget: bool = False) -> None:
+    """Mark rows delivered; `forget`: also blank those of FORGOTTEN_WHEN_DONE kinds."""
     if ids:
         _set(conn, ids, state=State.DONE, finished_at=now, error=None)
+    if ids and forget:
+        done = outbox.c.id.in_(ids) & outbox.c.kind.in_(FORGOTTEN_WHEN_DONE)
+        conn.execute(outbox.update().where(done).values(**_blank()))
+
+
+def _blank() -> dict[str, Any]:
+    return {"body": {}, "email": None, "person": FORGOTTEN}
+
+
+def emails_of(conn: sa.Connection, person: str) -> list[str]:
+    """Every address the bridge sent Drip subscriber updates for `person` under (the
+    email of each upsert and any `new_email`), lowercased, oldest first."""
+    query = (
+        sa.select(outbox.c.email, outbox.c.body)
+        .where(
+            outbox.c.destination == "drip",
+            outbox.c.person == person,
+            outbox.c.kind.in_(("subscriber", "campaign", "unsubscribe")),
+        )
+        .order_by(outbox.c.id)
+    )
+    found: dict[str, None] = {}
+    for email, body in conn.execute(query):
+        for address in (email, body.get("email"), body.get("new_email")):
+            if isinstance(address, str) and address:
+                found[address.lower()] = None
+    return list(found)
+
+
+def forget(conn: sa.Connection, person: str, emails: Sequence[str], values: Sequence[str]) -> int:
+    """A person's rows: waiting and dead ones deleted (never sent), the rest blanked
+    (ids, kinds, states and times kept). `person` is their ordering key, `emails` their
+    addresses, `values` what their bodies may hold (userId, emails). How many rows."""
+    theirs = sa.or_(
+        outbox.c.person == person,
+        sa.func.lower(outbox.c.email).in_(sorted({e.lower() for e in emails})),
+        mentions(outbox.c.body, values),
+    )
+    unsent = outbox.c.state.in_((State.PENDING, State.DEAD))
+    gone = conn.execute(outbox.delete().where(theirs & unsent)).rowcount
+    blanked = conn.execute(outbox.update().where(theirs & ~unsent).values(**_blank())).rowcount
+    return int(gone) + int(blanked)
 
 
 def retry_later(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:

@@ -1,5 +1,6 @@
 """What the bridge knows about people: the last email of each userId/anonymousId
-(README, "Finding the email") and who is already in which campaign.
+(README, "Finding the email"), who is already in which campaign, and who
+unsubscribed from all mailings.
 
 Each function takes an open connection inside the caller's transaction.
 """
@@ -7,13 +8,13 @@ Each function takes an open connection inside the caller's transaction.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.store.tables import campaign_members, identities
+from app.store.tables import campaign_members, identities, unsubscribes
 
 
 @functools.cache
@@ -49,3 +50,37 @@ def join_campaign(conn: sa.Connection, email: str, campaign_id: str, now: float)
     """Remember that `email` is subscribed to `campaign_id`; False if it already was."""
     stmt = _upserts(conn.dialect.name)[1].values(email=email, campaign_id=campaign_id, at=now)
     return conn.execute(stmt).first() is not None
+
+
+def unsubscribed(conn: sa.Connection, emails: Iterable[str]) -> set[str]:
+    """Those of `emails` (lowercased) unsubscribed from all mailings."""
+    wanted = sorted({e.lower() for e in emails})
+    if not wanted:
+        return set()
+    query = sa.select(unsubscribes.c.email).where(unsubscribes.c.email.in_(wanted))
+    return set(conn.execute(query).scalars())
+
+
+def unsubscribe(conn: sa.Connection, emails: Iterable[str], now: float) -> None:
+    """Remember that `emails` unsubscribed from all mailings (the first time counts)."""
+    rows = [{"email": e.lower(), "at": now} for e in sorted(set(emails))]
+    if rows:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert(unsubscribes).on_conflict_do_nothing(), rows)
+
+
+def email_of(conn: sa.Connection, some_id: str) -> str | None:
+    """The last email seen for `some_id`, if any."""
+    query = sa.select(identities.c.email).where(identities.c.id == some_id)
+    found: str | None = conn.execute(query).scalar()
+    return found
+
+
+def forget(conn: sa.Connection, user_id: str, emails: Collection[str]) -> None:
+    """Drop what is known of a person: their identities (the userId and every id last
+    seen with one of `emails`), campaign memberships and unsubscribe (emails lowercased)."""
+    lowered = sorted({e.lower() for e in emails})
+    same = sa.or_(identities.c.id == user_id, sa.func.lower(identities.c.email).in_(lowered))
+    conn.execute(identities.delete().where(same))
+    conn.execute(campaign_members.delete().where(campaign_members.c.email.in_(lowered)))
+    conn.execute(unsubscribes.delete().where(unsubscribes.c.email.in_(lowered)))

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.store.engine import mentions
 from app.store.tables import received, skipped
 
 
@@ -85,3 +86,15 @@ def counts_since(conn: sa.Connection, since: float) -> dict[str, int]:
         .group_by(received.c.source)
     )
     return {source: count for source, count in conn.execute(query)}
+
+
+def forget(conn: sa.Connection, values: Sequence[str], deletion_id: str) -> int:
+    """Blank every stored payload (received and skipped) that holds one of `values`
+    (a person's userId and emails), keeping ids and times; how many were blanked."""
+    purged = {"purged_by_deletion": deletion_id}
+    kept = conn.execute(
+        received.update().where(mentions(received.c.payload, values)).values(payload=purged)
+    ).rowcount
+    said = sa.or_(mentions(skipped.c.payload, values), mentions(skipped.c.detail, values))
+    skips = conn.execute(skipped.update().where(said).values(payload=None, detail=None)).rowcount
+    return int(kept) + int(skips)

@@ -3,8 +3,9 @@
 Delivered (and discarded) outbox rows, the ids of received messages (so the
 de-duplication window is the retention), skips, identities, campaign memberships
 and the heartbeats of workers gone quiet. Dead letters and waiting rows stay, and
-so do the received payloads they show. Each slice is its own short transaction,
-so ingest never waits long behind it.
+so do the received payloads they show; so do `deletions` (the proof, ids and times
+only), `unsubscribes` (never resubscribe anyone) and `field_names` (trait names).
+Each slice is its own short transaction, so ingest never waits long behind it.
 """
 
 from __future__ import annotations

@@ -102,6 +102,38 @@ campaign_members = sa.Table(
     sa.Index("campaign_members_at", "at"),
 )
 
+# Deletion requests from Segment (`{"type": "delete"}`): the proof that a person was
+# forgotten, kept beyond DATA_RETENTION and holding ids and times only. Whether Drip
+# has deleted the subscribers yet is their `delete` rows in the outbox.
+deletions = sa.Table(
+    "deletions",
+    metadata,
+    sa.Column("message_id", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("subscribers", sa.Integer, nullable=False),  # Drip subscribers to delete
+    sa.Column("requested_at", sa.Float, nullable=False),
+    sa.Index("deletions_requested_at", "requested_at"),
+)
+
+# People unsubscribed from all mailings (a Segment identify with `unsubscribed: true`,
+# or Drip's `subscriber.unsubscribed_all`): no later upsert sets them back to active
+# and no campaign subscription is sent for them.
+unsubscribes = sa.Table(
+    "unsubscribes",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),  # lowercased
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+# The Segment trait name behind each Drip custom-field key (`planType` -> `plan_type`),
+# so that an Identify built from Drip's webhooks names the traits as Segment sent them.
+field_names = sa.Table(
+    "field_names",
+    metadata,
+    sa.Column("drip_key", sa.String(200), primary_key=True),
+    sa.Column("segment_key", sa.String(200), nullable=False),
+)
+
 # Heartbeats: /readyz wants a worker seen within the last minute.
 workers = sa.Table(
     "workers",
