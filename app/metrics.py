@@ -16,6 +16,11 @@ SKIPPED = Counter("bridge_messages_skipped", "Messages not forwarded", ["source"
 DELIVERED = Counter("bridge_deliveries", "Records delivered", ["destination"])
 RETRIED = Counter("bridge_retries", "Records scheduled for another attempt", ["destination"])
 DEAD = Counter("bridge_dead_letters", "Records dead-lettered", ["destination", "reason"])
+# DRIP_COALESCE: a person's waiting subscriber updates sent as one record.
+MERGED = Counter(
+    "bridge_messages_merged", "Messages delivered to Drip merged with others into one record"
+)
+SAVED = Counter("bridge_drip_calls_saved", "Drip records (calls) not spent thanks to merging")
 # Segment signs only the first element of an array: the others are unauthenticated.
 SIGNED_ARRAYS = Counter(
     "bridge_signed_arrays",

@@ -12,7 +12,7 @@ import time
 
 import sqlalchemy as sa
 from flask import Flask
-from pyrate_limiter import Duration, Limiter
+from pyrate_limiter import Duration, Limiter, RateItem
 from pyrate_limiter import Rate as LimiterRate
 from pyrate_limiter.abstracts import AbstractBucket
 from pyrate_limiter.buckets import PostgresBucket, SQLiteBucket
@@ -20,6 +20,7 @@ from pyrate_limiter.buckets import PostgresBucket, SQLiteBucket
 from app.config import Rate
 
 LOCK_WAIT = 0.1  # seconds a take may wait for the bucket (and for a token)
+MIN_WAIT = 0.02  # seconds before a process tries a spent budget again, at least
 
 
 class Budget:
@@ -50,8 +51,16 @@ class Budget:
         # fail now and then while the budget still has room.
         if self.limiter.try_acquire(self.name, blocking=True, timeout=LOCK_WAIT):
             return True
-        self.suspend_for(self.interval)
+        self.suspend_for(self._until_next())
         return False
+
+    def _until_next(self) -> float:
+        """Seconds until the window frees a call, as the bucket reckons it (at least a
+        moment, at most an interval): a token is tried again as soon as it is there."""
+        (bucket,) = self.limiter.buckets()
+        wait_ms = bucket.waiting(RateItem(self.name, int(time.time() * 1000)))
+        seconds = wait_ms / 1000 if isinstance(wait_ms, int | float) else self.interval
+        return min(max(seconds, MIN_WAIT), self.rate.period)
 
     def remaining(self) -> int:
         """Calls left in the current window (for /metrics)."""

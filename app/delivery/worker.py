@@ -18,13 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import outbox, workers
+from app.store import inbox, outbox, workers
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +34,43 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 SET_ASIDE_AFTER = 5
 HEARTBEAT_EVERY = 10.0
 Row = sa.Row[Any]
-Result = tuple[Row, DeliveryError | None]
+
+
+class Result(NamedTuple):
+    row: Row
+    error: DeliveryError | None  # None: delivered
+    merged_into: int | None = None  # delivered in one record with others: its first row id
+
+
+def _always(candidates: Sequence[Row]) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
 class Lane:
-    """Rows to claim in one go: up to `limit`, only of `kind` when set."""
+    """Rows to claim in one go: up to `limit`, only of `kind` when set.
+
+    `admit` sees the candidate rows before any is leased and takes what their call
+    needs (a rate-budget token); when it says no, nothing is claimed. A batch lane
+    claims each person's consecutive rows of `kind` (up to `limit` people, `rows`
+    rows); a lane with `run_kind` also claims the rows that follow a head row of that
+    kind while they are of that kind (the person's waiting updates, to merge).
+    """
 
     limit: int
     kind: str | None = None
     batch_endpoint: bool = False  # Drip: through a batch endpoint (else one call a row)
+    admit: Callable[[Sequence[Row]], bool] = _always
+    rows: int = 0  # batch lanes: rows at most (0: `limit`)
+    run_kind: str | None = None
 
 
 class Sender(Protocol):
     destination: str
 
-    def lanes(self, due: Mapping[str, int]) -> list[Lane]:
-        """What to claim now, given how many rows of each kind are due."""
+    def lanes(self, due: Mapping[str, int], arriving: bool) -> list[Lane]:
+        """What to claim now, given how many rows of each kind are due and whether
+        more are arriving (the inbox still has requests to map)."""
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
         """Send `rows`, yielding results (error None: delivered) as groups finish."""
@@ -133,16 +153,38 @@ class Worker:
     def _step(self, sender: Sender, now: float) -> bool:
         with store.writing(self.engine) as conn:
             due = outbox.due_counts(conn, sender.destination, now)
+            arriving = inbox.waiting(conn) > 0 if due else False
         found = False
-        for lane in sender.lanes(due) if due else []:
-            with store.writing(self.engine) as conn:
-                rows = outbox.claim(
-                    conn, sender.destination, lane.limit, now, self.lease, lane.kind
-                )
+        for lane in sender.lanes(due, arriving) if due else []:
+            rows = self._claim(sender.destination, lane, time.time())
             if rows:
                 found = True
                 self._deliver(sender, rows, lane)
         return found
+
+    def _claim(self, dest: str, lane: Lane, now: float) -> list[Row]:
+        """Lease the lane's rows, once `lane.admit` has taken what their call needs.
+
+        Claims of one destination take turns (a lock on PostgreSQL, the write lock on
+        SQLite), so each budget token is one decision whatever number of processes deliver.
+        """
+        with store.writing(self.engine) as conn:
+            if lane.batch_endpoint and lane.kind is not None:
+                people, rows = lane.limit, lane.rows or lane.limit
+                return outbox.claim_runs(
+                    conn,
+                    dest,
+                    lane.kind,
+                    now,
+                    lane.admit,
+                    people=people,
+                    rows=rows,
+                    lease=self.lease,
+                )
+            claimed = outbox.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
+            if len(claimed) == 1 and claimed[0].kind == lane.run_kind:
+                claimed = outbox.claim_run_of(conn, claimed[0], now, self.lease)
+            return claimed
 
     def _deliver(self, sender: Sender, rows: Sequence[Row], lane: Lane) -> None:
         """Send and settle group by group, so a worker killed mid-claim re-sends little.
@@ -155,27 +197,31 @@ class Worker:
         try:
             for results in sender.deliver(rows, lane):
                 self._settle(sender.destination, results)
-                settled.update(row.id for row, _ in results)
+                settled.update(result.row.id for result in results)
         except sa.exc.DBAPIError:
             raise
         except Exception as exc:
             log.exception("delivering %s rows failed unexpectedly", sender.destination)
             left = [row for row in rows if row.id not in settled]
             if len(left) == 1:
-                self._settle(sender.destination, [(left[0], _unforeseen(left[0], exc))])
+                self._settle(sender.destination, [Result(left[0], _unforeseen(left[0], exc))])
             else:
                 for row in left:
                     self._deliver(sender, [row], lane)
 
     def _settle(self, dest: str, results: list[Result]) -> None:
         now = time.time()
-        delivered = [row for row, error in results if error is None]
+        delivered = [r.row for r in results if r.error is None]
+        merged = {r.row.id: r.merged_into for r in results if r.error is None and r.merged_into}
         with store.writing(self.engine) as conn:
             outbox.finish(conn, [row.id for row in delivered], now)
-            for row, error in results:
+            outbox.mark_merged(conn, merged)
+            for row, error, _ in results:
                 if error is not None:
                     self._fail(conn, dest, row, error, now)
         metrics.DELIVERED.labels(dest).inc(len(delivered))
+        metrics.MERGED.inc(len(merged))
+        metrics.SAVED.inc(len(merged) - len(set(merged.values())))
         for row in delivered:
             metrics.LATENCY.labels(dest).observe(now - row.received_at)
 
