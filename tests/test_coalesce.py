@@ -136,8 +136,11 @@ def test_merged_updates_leave_the_same_person_in_drip_as_one_by_one(
 
 
 def test_consecutive_updates_of_one_address_become_one_record() -> None:
-    records: list[Record] = [{"email": EMAIL, "tags": ["a"]}, {"email": "JD@example.com", "remove_tags": ["a"]},
-               {"email": EMAIL, "tags": ["b"], "custom_fields": {"x": 1}}]  # fmt: skip
+    records: list[Record] = [
+        {"email": EMAIL, "tags": ["a"]},
+        {"email": "JD@example.com", "remove_tags": ["a"]},
+        {"email": EMAIL, "tags": ["b"], "custom_fields": {"x": 1}},
+    ]
     assert merge(records) == [
         ({"email": EMAIL, "custom_fields": {"x": 1}, "tags": ["b"], "remove_tags": ["a"]}, 3)
     ]

@@ -184,14 +184,18 @@ def test_a_persons_subscriber_updates_are_never_split_across_two_calls_in_flight
 ) -> None:
     client.post("/segment", data=dumps(engage(2, [("a", True), ("b", True), ("c", True)])),
                 headers=HEADERS)  # fmt: skip
-    yes = lambda candidates: True  # noqa: E731
     now = time.time()
-    with app.extensions["engine"].begin() as conn:
-        first = store.claim_runs(conn, "drip", "subscriber", now, yes, people=1, rows=2)
+
+    def claim_runs(people: int, rows: int) -> list[Any]:
+        with app.extensions["engine"].begin() as conn:
+            found = store.run_candidates(conn, "drip", "subscriber", now, people=people, rows=rows)
+            return store.lease(conn, [c.id for c in found], now, 60)
+
+    first = claim_runs(1, 2)
     assert [r.message_id for r in first] == ["a-True-0", "b-True-0"]  # u0's first two
-    with app.extensions["engine"].begin() as conn:  # another process, while those are in flight
-        second = store.claim_runs(conn, "drip", "subscriber", now, yes, people=10, rows=100)
-        single = store.claim(conn, "drip", 10, now, admit=yes)
+    second = claim_runs(10, 100)  # another process, while those are in flight
+    with app.extensions["engine"].begin() as conn:
+        single = store.claim(conn, "drip", 10, now, admit=lambda candidates: True)
     assert [r.message_id for r in second] == ["a-True-1", "b-True-1", "c-True-1"]
     assert single == []  # u0's third update waits for the two in flight; u1's are claimed
 

@@ -50,15 +50,16 @@ class DripSender:
         self.batch_threshold = max(2, math.ceil(batch_budget.interval / single_budget.interval))
 
     def lanes(self, due: Mapping[str, int], arriving: bool) -> list[Lane]:
-        """Batch lanes for kinds with a backlog, largest first, then one-by-one lanes,
-        while the budgets last."""
+        """Batch lanes for kinds with a backlog (the worker sends the fullest batch), then
+        one-by-one lanes, while the budgets last."""
         lanes = []
         if self.use_batches and self.batch_budget.available:
             for kind in sorted(BATCH, key=lambda k: -due.get(k, 0)):
                 if due.get(kind, 0) >= self.batch_threshold:
                     admit = functools.partial(self._admit_batch, kind, arriving)
-                    rows = MERGED_ROWS if self._merges(kind) else BATCH_MAX
-                    lanes.append(Lane(BATCH_MAX, kind, True, admit, rows))
+                    merges = self._merges(kind)
+                    rows = MERGED_ROWS if merges else BATCH_MAX
+                    lanes.append(Lane(BATCH_MAX, kind, True, admit, rows, merges))
         if self.single_budget.available:
             backlog = self.coalesce and sum(due.values()) >= self.batch_threshold
             run_kind = MERGED_KIND if backlog else None  # at low volume nothing is merged

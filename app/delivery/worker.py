@@ -33,6 +33,7 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 # cannot send) is retried with backoff, then set aside as a dead letter.
 SET_ASIDE_AFTER = 5
 HEARTBEAT_EVERY = 10.0
+INTAKE_SECONDS = 0.5  # a step maps waiting requests for this long at most, then delivers
 Row = sa.Row[Any]
 
 
@@ -53,8 +54,9 @@ class Lane:
     `admit` sees the candidate rows before any is leased and takes what their call
     needs (a rate-budget token); when it says no, nothing is claimed. A batch lane
     claims each person's consecutive rows of `kind` (up to `limit` people, `rows`
-    rows); a lane with `run_kind` also claims the rows that follow a head row of that
-    kind while they are of that kind (the person's waiting updates, to merge).
+    rows); of the batch lanes a step offers, the one with the most records is tried.
+    A lane with `run_kind` also claims the rows that follow a head row of that kind
+    while they are of that kind (the person's waiting updates, to merge).
     """
 
     limit: int
@@ -62,7 +64,13 @@ class Lane:
     batch_endpoint: bool = False  # Drip: through a batch endpoint (else one call a row)
     admit: Callable[[Sequence[Row]], bool] = _always
     rows: int = 0  # batch lanes: rows at most (0: `limit`)
+    merges: bool = False  # batch lanes: a person's rows go as one record
     run_kind: str | None = None
+
+
+def _records(lane: Lane, candidates: Sequence[Row]) -> int:
+    """How many records `candidates` make in the lane's call."""
+    return len({c.person for c in candidates}) if lane.merges else len(candidates)
 
 
 class Sender(Protocol):
@@ -143,44 +151,65 @@ class Worker:
         """One round over every destination; True when any work was found."""
         now = time.time()
         paused_before = set(self.paused)
-        found = self.intake() if self.intake else False
+        found = self._intake()
         for sender in self.senders:
             if self._resumable(sender, now):
                 found |= self._step(sender, now)
         self._heartbeat(now, force=set(self.paused) != paused_before)
         return found
 
+    def _intake(self) -> bool:
+        """Map waiting requests for up to INTAKE_SECONDS: batches are filled from what
+        the store holds, so what has arrived should be in it."""
+        found = False
+        deadline = time.monotonic() + INTAKE_SECONDS
+        while self.intake is not None and self.intake():
+            found = True
+            if time.monotonic() > deadline:
+                break
+        return found
+
     def _step(self, sender: Sender, now: float) -> bool:
         with store.writing(self.engine) as conn:
             due = outbox.due_counts(conn, sender.destination, now)
             arriving = inbox.waiting(conn) > 0 if due else False
+        lanes = sender.lanes(due, arriving) if due else []
         found = False
-        for lane in sender.lanes(due, arriving) if due else []:
-            rows = self._claim(sender.destination, lane, time.time())
+        batches = [lane for lane in lanes if lane.batch_endpoint]
+        if batches:
+            lane, rows = self._claim_batch(sender.destination, batches, time.time())
             if rows:
                 found = True
                 self._deliver(sender, rows, lane)
+        for lane in lanes:
+            if not lane.batch_endpoint:
+                rows = self._claim(sender.destination, lane, time.time())
+                if rows:
+                    found = True
+                    self._deliver(sender, rows, lane)
         return found
 
-    def _claim(self, dest: str, lane: Lane, now: float) -> list[Row]:
-        """Lease the lane's rows, once `lane.admit` has taken what their call needs.
+    def _claim_batch(self, dest: str, lanes: list[Lane], now: float) -> tuple[Lane, list[Row]]:
+        """The fullest batch the lanes offer, leased once its lane admits it (takes a token).
 
         Claims of one destination take turns (a lock on PostgreSQL, the write lock on
-        SQLite), so each budget token is one decision whatever number of processes deliver.
+        SQLite), so each token is one decision, whatever number of processes deliver.
         """
         with store.writing(self.engine) as conn:
-            if lane.batch_endpoint and lane.kind is not None:
-                people, rows = lane.limit, lane.rows or lane.limit
-                return outbox.claim_runs(
-                    conn,
-                    dest,
-                    lane.kind,
-                    now,
-                    lane.admit,
-                    people=people,
-                    rows=rows,
-                    lease=self.lease,
-                )
+            outbox.lock_claims(conn, dest)
+            offers = [
+                (lane, outbox.run_candidates(conn, dest, lane.kind or "", now,
+                                             people=lane.limit, rows=lane.rows or lane.limit))
+                for lane in lanes
+            ]  # fmt: skip
+            lane, candidates = max(offers, key=lambda offer: _records(*offer))
+            if not candidates or not lane.admit(candidates):
+                return lane, []
+            return lane, outbox.lease(conn, [c.id for c in candidates], now, self.lease)
+
+    def _claim(self, dest: str, lane: Lane, now: float) -> list[Row]:
+        """Lease the lane's rows once `lane.admit` has taken what their call needs."""
+        with store.writing(self.engine) as conn:
             claimed = outbox.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
             if len(claimed) == 1 and claimed[0].kind == lane.run_kind:
                 claimed = outbox.claim_run_of(conn, claimed[0], now, self.lease)

@@ -149,26 +149,16 @@ def claim(
     return _lease(conn, outbox.c.id.in_([c.id for c in candidates]), now, lease)
 
 
-def claim_runs(
-    conn: sa.Connection,
-    destination: str,
-    kind: str,
-    now: float,
-    admit: Admit,
-    *,
-    people: int,
-    rows: int,
-    lease: float = LEASE_SECONDS,
+def run_candidates(
+    conn: sa.Connection, destination: str, kind: str, now: float, *, people: int, rows: int
 ) -> list[sa.Row[Any]]:
-    """Lease the due rows of `kind` of up to `people` people (at most `rows` rows), each
-    person's from their oldest pending row on, while those are due and of `kind`.
+    """The due rows of `kind` (id, person, received_at) of up to `people` people, at most
+    `rows`, each person's from their oldest pending row on while those are due and of `kind`.
 
     A batch call carries a person's consecutive rows together, in order; a row behind
     one of another kind, or behind one in flight or waiting for a retry, waits. People
-    are taken oldest first. `admit` sees the candidates (id, person, received_at) before
-    anything is leased, as in `claim`.
+    are taken oldest first. Read under `lock_claims`, then `lease` what is sent.
     """
-    lock_claims(conn, destination)
     runs = sa.and_(_due(destination, now), outbox.c.kind == kind, _unblocked(kind, now))
     oldest = (
         sa.select(outbox.c.person).where(runs).order_by(outbox.c.id).limit(2 * max(people, rows))
@@ -182,10 +172,12 @@ def claim_runs(
         .order_by(outbox.c.id)
         .limit(rows)
     )
-    candidates: list[sa.Row[Any]] = list(conn.execute(query))
-    if not admit(candidates):
-        return []
-    return _lease(conn, outbox.c.id.in_([c.id for c in candidates]), now, lease)
+    return list(conn.execute(query))
+
+
+def lease(conn: sa.Connection, ids: Sequence[int], now: float, seconds: float) -> list[sa.Row[Any]]:
+    """Lease the rows `ids` (read by `run_candidates`) for `seconds`; the rows, in order."""
+    return _lease(conn, outbox.c.id.in_(ids), now, seconds)
 
 
 def claim_run_of(
