@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import backlog, ingest, intake, latency, throughput
+from bench import backlog, ingest, intake, latency, shapes, throughput
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": ingest.main,
     "intake": intake.main,
     "backlog": backlog.main,
     "throughput": throughput.main,
+    "shapes": shapes.main,
     "latency": latency.main,
 }
 
