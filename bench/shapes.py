@@ -313,7 +313,7 @@ def main(argv: Sequence[str]) -> None:
             for shape in args.shape or SHAPES for mode in args.mode or MODES
             for _ in range(args.runs)]  # fmt: skip
     title = (f"## Drip throughput by shape ({CALLS} calls + {BATCH_CALLS} batch calls "
-             f"per {WINDOW:g} s; maximum {MAXIMUM} records a window), through /v1/batch")  # fmt: skip
+             f"per {WINDOW:g} s; at most {MAXIMUM} records a window), via /v1/batch")  # fmt: skip
     lines = [title, ""]
     for shape in args.shape or SHAPES:
         mine = [r for r in runs if r["shape"] == shape]

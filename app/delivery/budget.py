@@ -84,9 +84,10 @@ class Budget:
 
 
 def limiter_rate(rate: Rate) -> LimiterRate:
-    """The window a little longer than Drip's (2%, at most a second): the margin covers
-    the time between taking a call and Drip counting it, so Drip never sees one too many."""
-    margin = min(1.0, 0.02 * rate.period)
+    """The window a little longer than Drip's (5%, at most a second): the margin covers
+    the time between taking a call and Drip counting it (the token is taken before its
+    rows are claimed), so Drip never sees one too many."""
+    margin = min(1.0, 0.05 * rate.period)
     return LimiterRate(rate.count, int((rate.period + margin) * Duration.SECOND))
 
 

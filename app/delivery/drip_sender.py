@@ -63,26 +63,33 @@ class DripSender:
         if self.single_budget.available:
             backlog = self.coalesce and sum(due.values()) >= self.batch_threshold
             run_kind = MERGED_KIND if backlog else None  # at low volume nothing is merged
+            admit = functools.partial(self._admit_single, arriving and backlog)
             n = min(INDIVIDUAL_CLAIM, sum(due.values()))
-            lanes += [Lane(1, admit=self._admit_single, run_kind=run_kind)] * n
+            lanes += [Lane(1, admit=admit, run_kind=run_kind)] * n
         return lanes
 
     def _merges(self, kind: str | None) -> bool:
         return self.coalesce and kind == MERGED_KIND
 
     def _admit_batch(self, kind: str, arriving: bool, candidates: Sequence[Row]) -> bool:
-        """Spend a batch token on these rows? Only on a batch worth one; while requests are
-        still arriving, a part-filled batch waits (one token interval at most) to fill."""
-        records = len({c.person for c in candidates}) if self._merges(kind) else len(candidates)
+        """Spend a batch token on these rows? Only on a batch worth one, and not while
+        requests still arriving could fill it (one batch interval at most) or merge
+        into it (one budget window at most)."""
+        merges = self._merges(kind)
+        records = len({c.person for c in candidates}) if merges else len(candidates)
         if records < self.batch_threshold:
             return False
-        if records < BATCH_MAX and arriving:
-            waited = time.time() - min(c.received_at for c in candidates)
-            if waited < self.batch_budget.interval:
-                return False
+        if arriving and merges and _waited(candidates) < self.batch_budget.rate.period:
+            return False
+        if arriving and records < BATCH_MAX and _waited(candidates) < self.batch_budget.interval:
+            return False
         return self.batch_budget.take()
 
-    def _admit_single(self, candidates: Sequence[Row]) -> bool:
+    def _admit_single(self, arriving: bool, candidates: Sequence[Row]) -> bool:
+        """Under backlog, a subscriber update waits like a batch for what is arriving."""
+        young = _waited(candidates) < self.batch_budget.rate.period
+        if arriving and candidates[0].kind == MERGED_KIND and young:
+            return False
         return self.single_budget.take()
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
@@ -165,6 +172,11 @@ class DripSender:
 
     def close(self) -> None:
         """Calls are synchronous: nothing is left in flight."""
+
+
+def _waited(candidates: Sequence[Row]) -> float:
+    """Seconds the oldest of `candidates` has waited since it was received."""
+    return time.time() - min(c.received_at for c in candidates)
 
 
 def _results(group: list[Row], error: DeliveryError | None) -> list[Result]:

@@ -34,6 +34,9 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 SET_ASIDE_AFTER = 5
 HEARTBEAT_EVERY = 10.0
 INTAKE_SECONDS = 0.5  # a step maps waiting requests for this long at most, then delivers
+# Requests count as still arriving while the inbox holds some, or for this long after
+# this worker last mapped one (another may be on its way).
+ARRIVING_FOR = 1.0
 Row = sa.Row[Any]
 
 
@@ -131,6 +134,7 @@ class Worker:
         self.lease = lease
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
+        self._mapped_at = float("-inf")  # time.monotonic() of this worker's last intake
 
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         """Step until `stop` is set; sleep `idle` seconds whenever there was nothing to do."""
@@ -165,6 +169,7 @@ class Worker:
         deadline = time.monotonic() + INTAKE_SECONDS
         while self.intake is not None and self.intake():
             found = True
+            self._mapped_at = time.monotonic()
             if time.monotonic() > deadline:
                 break
         return found
@@ -172,7 +177,8 @@ class Worker:
     def _step(self, sender: Sender, now: float) -> bool:
         with store.writing(self.engine) as conn:
             due = outbox.due_counts(conn, sender.destination, now)
-            arriving = inbox.waiting(conn) > 0 if due else False
+            recently = time.monotonic() - self._mapped_at < ARRIVING_FOR
+            arriving = bool(due) and (recently or inbox.waiting(conn) > 0)
         lanes = sender.lanes(due, arriving) if due else []
         found = False
         batches = [lane for lane in lanes if lane.batch_endpoint]

@@ -111,7 +111,8 @@ def claim(
     A person's later rows wait until the earlier ones are done or dead, which keeps
     their updates in order and never two in flight at once. On PostgreSQL the
     candidates are locked with SKIP LOCKED, so concurrent workers never share a row.
-    With `admit`, the candidates are read first and leased only if `admit` (which
+    With `admit`, the candidates (id, person, received_at, kind) are read first and
+    leased only if `admit` (which
     takes the budget they need) says yes: no row is held for a call that cannot be made.
     """
     earlier = outbox.alias("earlier")
@@ -142,7 +143,7 @@ def claim(
     if admit is None:
         return _lease(conn, outbox.c.id.in_(due.scalar_subquery()), now, lease)
     lock_claims(conn, destination)
-    found = conn.execute(due.add_columns(outbox.c.person, outbox.c.received_at))
+    found = conn.execute(due.add_columns(outbox.c.person, outbox.c.received_at, outbox.c.kind))
     candidates: list[sa.Row[Any]] = list(found)
     if not candidates or not admit(candidates):
         return []
