@@ -2,8 +2,9 @@
 
 Each store (SQLite, PostgreSQL) gets two outboxes, 10k and 1M pending "drip" rows over
 100k people; claims (one-by-one calls' `outbox.claim` of 1000 and 10, and a batch call's
-`outbox.run_candidates` + `lease` of 1000) are timed alternately on the two, each in its own transaction, and
-the claimed rows are made due again after each one, so every claim does the same work.
+`outbox.run_candidates` + `lease` of 1000) are timed alternately on the two, each in
+its own transaction, and the claimed rows are made due again after each one, so every
+claim does the same work.
 Then a real `drip-bridge worker` delivers to the fake Drip for a while: its peak RSS.
 """
 
