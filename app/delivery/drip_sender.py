@@ -26,6 +26,7 @@ from app.drip_api import BATCH, BATCH_MAX, record_problem
 INDIVIDUAL_CLAIM = 10  # one-by-one calls a step makes at most
 MERGED_ROWS = 10 * BATCH_MAX  # rows a batch of merged records may stand for
 MERGED_KIND = "subscriber"  # Drip's upsert is a merge; events and orders are not
+ARRIVAL_WAIT = 4  # budget windows a subscriber update waits at most for requests arriving
 Group = tuple[list[Row], Record]  # rows and the one record they go out as
 
 
@@ -49,48 +50,65 @@ class DripSender:
         # one batch interval to clear (72 records at Drip's 3600/h and 50/h).
         self.batch_threshold = max(2, math.ceil(batch_budget.interval / single_budget.interval))
 
-    def lanes(self, due: Mapping[str, int], arriving: bool) -> list[Lane]:
+    def lanes(self, due: Mapping[str, int], quiet: float) -> list[Lane]:
         """Batch lanes for kinds with a backlog (the worker sends the fullest batch), then
-        one-by-one lanes, while the budgets last."""
+        one-by-one lanes, while the budgets last. `quiet`: seconds since requests stopped
+        arriving (0 while they arrive)."""
         lanes = []
+        total = sum(due.values())
         if self.use_batches and self.batch_budget.available:
             for kind in sorted(BATCH, key=lambda k: -due.get(k, 0)):
                 if due.get(kind, 0) >= self.batch_threshold:
-                    admit = functools.partial(self._admit_batch, kind, arriving)
+                    admit = functools.partial(self._admit_batch, kind, quiet, total)
                     merges = self._merges(kind)
                     rows = MERGED_ROWS if merges else BATCH_MAX
                     lanes.append(Lane(BATCH_MAX, kind, True, admit, rows, merges))
         if self.single_budget.available:
-            backlog = self.coalesce and sum(due.values()) >= self.batch_threshold
+            backlog = self.coalesce and total >= self.batch_threshold
             run_kind = MERGED_KIND if backlog else None  # at low volume nothing is merged
-            admit = functools.partial(self._admit_single, arriving and backlog)
-            n = min(INDIVIDUAL_CLAIM, sum(due.values()))
+            admit = functools.partial(self._admit_single, backlog and quiet == 0)
+            n = min(INDIVIDUAL_CLAIM, total)
             lanes += [Lane(1, admit=admit, run_kind=run_kind)] * n
         return lanes
 
     def _merges(self, kind: str | None) -> bool:
         return self.coalesce and kind == MERGED_KIND
 
-    def _admit_batch(self, kind: str, arriving: bool, candidates: Sequence[Row]) -> bool:
-        """Spend a batch token on these rows? Only on a batch worth one, and not while
-        requests still arriving could fill it (one batch interval at most) or merge
-        into it (one budget window at most)."""
+    def _admit_batch(self, kind: str, quiet: float, due: int, candidates: Sequence[Row]) -> bool:
+        """Spend a batch token on these rows? Only on a batch worth one.
+
+        While requests are still arriving, a person's subscriber updates wait for them
+        (ARRIVAL_WAIT windows at most), and a part-filled batch waits to fill (one batch
+        interval at most). When the backlog is more than a batch holds, the rest is
+        behind calls in flight: a part-filled batch the individual budget can send now is
+        left to it, and another waits one batch interval after arrivals stop, as the
+        token is worth a full batch.
+        """
         merges = self._merges(kind)
         records = len({c.person for c in candidates}) if merges else len(candidates)
         if records < self.batch_threshold:
             return False
-        if arriving and merges and _waited(candidates) < self.batch_budget.rate.period:
+        if quiet == 0 and merges and self._may_wait(candidates):
             return False
-        if arriving and records < BATCH_MAX and _waited(candidates) < self.batch_budget.interval:
+        part = records < BATCH_MAX
+        if quiet == 0 and part and _waited(candidates) < self.batch_budget.interval:
             return False
+        if part and due > BATCH_MAX:
+            if records <= self.single_budget.remaining():
+                return False
+            if quiet < self.batch_budget.interval:
+                return False
         return self.batch_budget.take()
 
     def _admit_single(self, arriving: bool, candidates: Sequence[Row]) -> bool:
-        """Under backlog, a subscriber update waits like a batch for what is arriving."""
-        young = _waited(candidates) < self.batch_budget.rate.period
-        if arriving and candidates[0].kind == MERGED_KIND and young:
+        """Under backlog, a subscriber update waits for what is arriving, so that the
+        person's next updates can go with it."""
+        if arriving and candidates[0].kind == MERGED_KIND and self._may_wait(candidates):
             return False
         return self.single_budget.take()
+
+    def _may_wait(self, candidates: Sequence[Row]) -> bool:
+        return _waited(candidates) < ARRIVAL_WAIT * self.batch_budget.rate.period
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
         if lane.batch_endpoint:

@@ -20,7 +20,7 @@ class SegmentSender:
     def __init__(self, client: SegmentClient) -> None:
         self.client = client
 
-    def lanes(self, due: Mapping[str, int], arriving: bool) -> list[Lane]:
+    def lanes(self, due: Mapping[str, int], quiet: float) -> list[Lane]:
         return [Lane(LIBRARY_BATCH_MESSAGES)]
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:

@@ -79,9 +79,9 @@ def _records(lane: Lane, candidates: Sequence[Row]) -> int:
 class Sender(Protocol):
     destination: str
 
-    def lanes(self, due: Mapping[str, int], arriving: bool) -> list[Lane]:
-        """What to claim now, given how many rows of each kind are due and whether
-        more are arriving (the inbox still has requests to map)."""
+    def lanes(self, due: Mapping[str, int], quiet: float) -> list[Lane]:
+        """What to claim now, given how many rows of each kind are due and for how many
+        seconds no request has been arriving (0: requests are still being mapped)."""
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
         """Send `rows`, yielding results (error None: delivered) as groups finish."""
@@ -135,6 +135,7 @@ class Worker:
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
         self._mapped_at = float("-inf")  # time.monotonic() of this worker's last intake
+        self._quiet_since = float("-inf")  # when requests last stopped arriving (inf: they are)
 
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         """Step until `stop` is set; sleep `idle` seconds whenever there was nothing to do."""
@@ -179,7 +180,7 @@ class Worker:
             due = outbox.due_counts(conn, sender.destination, now)
             recently = time.monotonic() - self._mapped_at < ARRIVING_FOR
             arriving = bool(due) and (recently or inbox.waiting(conn) > 0)
-        lanes = sender.lanes(due, arriving) if due else []
+        lanes = sender.lanes(due, self._quiet(arriving)) if due else []
         found = False
         batches = [lane for lane in lanes if lane.batch_endpoint]
         if batches:
@@ -194,6 +195,15 @@ class Worker:
                     found = True
                     self._deliver(sender, rows, lane)
         return found
+
+    def _quiet(self, arriving: bool) -> float:
+        """Seconds since requests stopped arriving (0 while they arrive)."""
+        if arriving:
+            self._quiet_since = float("inf")
+            return 0.0
+        if self._quiet_since == float("inf"):
+            self._quiet_since = time.monotonic()
+        return time.monotonic() - self._quiet_since
 
     def _claim_batch(self, dest: str, lanes: list[Lane], now: float) -> tuple[Lane, list[Row]]:
         """The fullest batch the lanes offer, leased once its lane admits it (takes a token).
