@@ -229,16 +229,19 @@ def run(shape: str, mode: str, windows: int) -> dict[str, Any]:
 
 
 def goal(people: int, scale: float) -> dict[str, Any]:
-    """The Engage goal at Drip's real budgets, time compressed `scale` times."""
+    """The Engage goal at Drip's real budgets, time compressed `scale` times; with fewer
+    than 100,000 people both budgets shrink in proportion (a scaled run: the same
+    number of windows, batches of 1000)."""
     window = 3600 / scale
-    fake = FakeDrip(token=DRIP_TOKEN, account_id=ACCOUNT_ID,
-                    rate_limit=(3600, window), batch_rate_limit=(50, window))  # fmt: skip
+    per_hour, batches_per_hour = round(3600 * people / 100_000), round(50 * people / 100_000)
+    fake = FakeDrip(token=DRIP_TOKEN, account_id=ACCOUNT_ID, rate_limit=(per_hour, window),
+                    batch_rate_limit=(batches_per_hour, window))  # fmt: skip
     sent = messages("engage", people)
     with tempfile.TemporaryDirectory() as folder, fake.serve() as served:
         with postgres_database("bench_goal") as url:
             if url is None:
                 raise SystemExit("PostgreSQL is needed for the goal")
-            env = bridge_env(url, served.url) | budget_env(3600, 50, window)
+            env = bridge_env(url, served.url) | budget_env(per_hour, batches_per_hour, window)
             engine = create_engine(url)
             upgrade(engine)
             mapped = _map_before(engine, Config.from_env(env), sent)
@@ -258,7 +261,9 @@ def goal(people: int, scale: float) -> dict[str, Any]:
     took = calls[-1].at - calls[0].at
     records = sum(_records(c.json) for c in calls)
     batches = sum(1 for c in calls if c.path.endswith("/batches"))
-    return {"people": people, "messages": len(sent), "scale": scale, "mapping_s": round(mapped, 1),
+    budgets = f"{per_hour} + {batches_per_hour} batches"
+    return {"people": people, "messages": len(sent), "budgets_per_hour": budgets,
+            "scale": scale, "mapping_s": round(mapped, 1),
             "records": records, "calls": len(calls), "batch_calls": batches,
             "compressed_s": round(took, 1), "real_hours": round(took * scale / 3600, 2),
             "exact_people": right, "over_budget": stats["over_budget"],
@@ -303,8 +308,9 @@ def main(argv: Sequence[str]) -> None:
         figures = goal(args.people, args.scale)
         keys = list(figures)
         summary = "\n".join([
-            f"## Engage goal: {args.people:,} people x 3 audiences at 3600/h + 50 batches/h, "
-            f"time compressed {args.scale:g}x", "", table(keys, [[figures[k] for k in keys]]), "",
+            f"## Engage goal: {args.people:,} people x 3 audiences at Drip's budgets "
+            f"(3600/h + 50 batches/h for 100,000 people, in proportion below), time compressed "
+            f"{args.scale:g}x", "", table(keys, [[figures[k] for k in keys]]), "",
             "target: every person's end state in Drip in under 2 real hours",
         ])  # fmt: skip
         save("engage_goal", figures, summary)
