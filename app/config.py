@@ -43,6 +43,7 @@ class Config:
     drip_batch_rate_limit: Rate = Rate(50, 3600)
     drip_webhook_token: str | None = field(default=None, repr=False)
     drip_forward_events: frozenset[str] | None = None  # None: all but custom events
+    drip_coalesce: bool = True  # merge a person's subscriber updates that wait for budget
     segment_write_key: str | None = field(default=None, repr=False)
     segment_api_host: str = "https://api.segment.io"
     segment_shared_secret: str | None = field(default=None, repr=False)
@@ -81,6 +82,8 @@ class Config:
             ),
             drip_webhook_token=get("DRIP_WEBHOOK_TOKEN"),
             drip_forward_events=_events(get("DRIP_FORWARD_EVENTS")),
+            drip_coalesce=_choice("DRIP_COALESCE", get("DRIP_COALESCE"), ("on", "off"), "on")
+            == "on",
             segment_write_key=get("SEGMENT_WRITE_KEY"),
             segment_api_host=_url(
                 "SEGMENT_API_HOST", get("SEGMENT_API_HOST") or cls.segment_api_host

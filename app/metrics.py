@@ -38,7 +38,12 @@ SKIPPED = Kept("bridge_messages_skipped", "Messages not forwarded", ("source", "
 DELIVERED = Kept("bridge_deliveries", "Records delivered", ("destination",))
 RETRIED = Kept("bridge_retries", "Records scheduled for another attempt", ("destination",))
 DEAD = Kept("bridge_dead_letters", "Records dead-lettered", ("destination", "reason"))
-COUNTERS = (ACCEPTED, DUPLICATES, SKIPPED, DELIVERED, RETRIED, DEAD)
+# DRIP_COALESCE: a person's waiting subscriber updates sent as one record.
+MERGED = Kept(
+    "bridge_messages_merged", "Messages delivered to Drip merged with others into one record", ()
+)
+SAVED = Kept("bridge_drip_calls_saved", "Drip records (calls) not spent thanks to merging", ())
+COUNTERS = (ACCEPTED, DUPLICATES, SKIPPED, DELIVERED, RETRIED, DEAD, MERGED, SAVED)
 # A histogram kept as one count per bucket (not cumulative) and a sum, by destination.
 LATENCY = Kept("bridge_delivery_latency_seconds", "From acceptance to delivery", ("destination",))
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)

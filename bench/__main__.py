@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import backlog, dashboard, ingest, intake, latency, slowclients, throughput
+from bench import backlog, dashboard, ingest, intake, latency, shapes, slowclients, throughput
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": ingest.main,
     "intake": intake.main,
     "backlog": backlog.main,
     "throughput": throughput.main,
+    "shapes": shapes.main,
     "latency": latency.main,
     "dashboard": dashboard.main,
     "slowclients": slowclients.main,

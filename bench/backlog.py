@@ -1,8 +1,10 @@
-"""Backlog scale: `outbox.claim` and the worker's memory with 10k and 1M pending rows.
+"""Backlog scale: the claims and the worker's memory with 10k and 1M pending rows.
 
 Each store (SQLite, PostgreSQL) gets two outboxes, 10k and 1M pending "drip" rows over
-100k people; claims are timed alternately on the two, each in its own transaction, and
-the claimed rows are made due again after each one, so every claim does the same work.
+100k people; claims (one-by-one calls' `outbox.claim` of 1000 and 10, and a batch call's
+`outbox.run_candidates` + `lease` of 1000) are timed alternately on the two, each in
+its own transaction, and the claimed rows are made due again after each one, so every
+claim does the same work.
 Then a real `drip-bridge worker` delivers to the fake Drip for a while: its peak RSS.
 """
 
@@ -89,11 +91,20 @@ def fill(url: str, n: int, ddl: Sequence[str] = ()) -> float:
     return time.perf_counter() - started
 
 
-def timed_claim(engine: sa.Engine, limit: int) -> tuple[float, int]:
-    """Seconds for one claim transaction; then its rows are made due again (not timed)."""
+def timed_claim(engine: sa.Engine, limit: int, runs: bool = False) -> tuple[float, int]:
+    """Seconds for one claim transaction; then its rows are made due again (not timed).
+
+    `runs`: a batch call's claim (people's consecutive rows, under the claim lock), as
+    the worker makes it, instead of one-by-one calls' (each person's oldest row)."""
     started = time.perf_counter()
     with engine.begin() as conn:
-        rows = outbox.claim(conn, "drip", limit, time.time())
+        if runs:
+            outbox.lock_claims(conn, "drip")
+            now = time.time()
+            found = outbox.run_candidates(conn, "drip", "event", now, people=limit, rows=limit)
+            rows = outbox.lease(conn, [c.id for c in found], now, outbox.LEASE_SECONDS)
+        else:
+            rows = outbox.claim(conn, "drip", limit, time.time())
     took = time.perf_counter() - started
     with engine.begin() as conn:
         conn.execute(
@@ -105,7 +116,7 @@ def timed_claim(engine: sa.Engine, limit: int) -> tuple[float, int]:
 
 
 def claim_times(
-    engines: dict[str, sa.Engine], limit: int, samples: int, budget: float
+    engines: dict[str, sa.Engine], limit: int, samples: int, budget: float, runs: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Claims alternately on each backlog: median ms, and the rows each claim got."""
     times: dict[str, list[float]] = {size: [] for size in engines}
@@ -115,7 +126,7 @@ def claim_times(
         if i >= 3 and time.monotonic() > deadline:
             break
         for size, engine in engines.items():
-            took, n = timed_claim(engine, limit)
+            took, n = timed_claim(engine, limit, runs)
             times[size].append(took * 1000)
             got[size].add(n)
     return {
@@ -221,6 +232,7 @@ def measure(kind: str, urls: dict[int, str], args: argparse.Namespace, drip_url:
     claims = {
         str(limit): claim_times(engines, limit, args.samples, args.budget) for limit in (1000, 10)
     }
+    claims["batch"] = claim_times(engines, 1000, args.samples, args.budget, runs=True)
     print(f"backlog {kind}: claims {json.dumps(claims)}")
     plans = {size: plan(engine) for size, engine in engines.items()}
     for engine in engines.values():
@@ -249,11 +261,14 @@ def render(results: dict[str, Any], small: str, big: str) -> str:
             f"{c['1000']['ratio']:.2f}",
             f"{c['10'][small]['median_ms']:.1f}", f"{c['10'][big]['median_ms']:.1f}",
             f"{c['10']['ratio']:.2f}",
+            f"{c['batch'][small]['median_ms']:.1f}", f"{c['batch'][big]['median_ms']:.1f}",
+            f"{c['batch']['ratio']:.2f}",
             f"{w[small]['vmhwm_mb']:.0f} / {w[big]['vmhwm_mb']:.0f}",
             f"{w[small]['rows_per_s']:.0f} / {w[big]['rows_per_s']:.0f}",
         ])  # fmt: skip
     header = ["store", f"fill {big} s", f"claim1000 {small} ms", f"claim1000 {big} ms", "ratio",
               f"claim10 {small} ms", f"claim10 {big} ms", "ratio",
+              f"batch claim {small} ms", f"batch claim {big} ms", "ratio",
               f"worker VmHWM MB {small}/{big}", f"worker rows/s {small}/{big}"]  # fmt: skip
     plans = [
         f"### Claim plan, {kind}, {big}\n\n```\n{f['plan'][big]}\n```"

@@ -32,6 +32,7 @@ GOOD = {"DRIP_ACCOUNT_ID": "1234567", "DRIP_API_TOKEN": "secret-token"}
         ({"DRIP_CAMPAIGN_ID": "x1"},
          'DRIP_CAMPAIGN_ID must be a number (a Drip campaign id), got "x1"'),
         ({"PORT": "http"}, 'PORT must be a number from 1 to 65535, got "http"'),
+        ({"DRIP_COALESCE": "maybe"}, 'DRIP_COALESCE must be one of on, off, got "maybe"'),
         ({"LOG_FORMAT": "xml"}, 'LOG_FORMAT must be one of json, text, got "xml"'),
         ({"DATABASE_URL": "mysql://u:pw@h/db"},
          'DATABASE_URL must start with sqlite:/// or postgres(ql)://, got "mysql://u:***@h/db"'),
@@ -49,7 +50,7 @@ GOOD = {"DRIP_ACCOUNT_ID": "1234567", "DRIP_API_TOKEN": "secret-token"}
         ({"DRIP_TAG_URL": "tag.js"}, 'DRIP_TAG_URL must be an http(s) URL, got "tag.js"'),
     ],
     ids=["letters", "too short", "no token", "not a url", "bad rate", "zero rate",
-         "campaign", "port", "log format", "other database", "unknown event",
+         "campaign", "port", "coalesce", "log format", "other database", "unknown event",
          "origin with a path", "origin without scheme", "browser key is the bridge key",
          "tag url"],
 )  # fmt: skip
@@ -68,6 +69,11 @@ def test_a_bad_setting_names_the_variable_and_what_is_wrong(
 )  # fmt: skip
 def test_rates_read_like_the_spec(text: str, rate: Rate) -> None:
     assert parse_rate("DRIP_RATE_LIMIT", text) == rate
+
+
+def test_merging_is_on_unless_drip_coalesce_is_off() -> None:
+    assert Config.from_env(GOOD).drip_coalesce is True
+    assert Config.from_env(GOOD | {"DRIP_COALESCE": "off"}).drip_coalesce is False
 
 
 def test_heroku_postgres_urls_are_accepted_and_secrets_stay_out_of_repr() -> None:

@@ -60,6 +60,10 @@ def skipped(reason: str, *problems: Problem) -> Outcome:
 
 
 U1 = {"u1": "jd@example.com"}  # what `learned` says after a message for u1 with jd's email
+# A track's properties.email addresses that event only ("Invite Sent" carries the
+# invitee's email): it is no longer learned as the userId's email (SPEC 4.1). These
+# cases used to expect U1.
+NOT_LEARNED: dict[str, str] = {}
 JD = {"email": "jd@example.com"}
 
 # segment-docs src/connections/spec/identify.md, the payload "with most common fields removed".
@@ -268,7 +272,7 @@ INTEGRATIONS_AND_TYPES = [
         DEFAULT,
         outcome(
             event({"email": "jd@example.com", "action": "Signed Up", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="All false with Drip true still reaches Drip",
     ),
@@ -312,7 +316,7 @@ INTEGRATIONS_AND_TYPES = [
         DEFAULT,
         outcome(
             event({"email": "jd@example.com", "action": "Signed Up", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[Problem("integrations", "expected an object; ignored")],
         ),
         id="an integrations value that is not an object is reported and ignored",
@@ -407,7 +411,9 @@ EMAIL_LOOKUP = [
         DEFAULT,
         outcome(
             event({"email": "jd@example.com", "action": "Invited", "properties": {}}),
-            learned=U1,
+            learned={
+                "u1": "other@example.com"
+            },  # context.traits is learned, properties.email is not (SPEC 4.1)
         ),
         id="on a track properties.email comes before context.traits.email",
     ),
@@ -876,7 +882,7 @@ NEW_EMAIL_AND_CAMPAIGNS = [
         track("Signed Up", JD),
         {},
         CAMPAIGN,
-        outcome(event({**JD, "action": "Signed Up", "properties": {}}), learned=U1),
+        outcome(event({**JD, "action": "Signed Up", "properties": {}}), learned=NOT_LEARNED),
         id="a track never subscribes to a campaign",
     ),
 ]
@@ -1030,7 +1036,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Upgraded", "properties": {"prop": True, "value": 1999}}),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="revenue in dollars becomes value in cents without revenue or email",
     ),
@@ -1038,14 +1044,18 @@ TRACK = [
         track("Upgraded", {**JD, "revenue": "$9.99"}),
         {},
         DEFAULT,
-        outcome(event({**JD, "action": "Upgraded", "properties": {"value": 999}}), learned=U1),
+        outcome(
+            event({**JD, "action": "Upgraded", "properties": {"value": 999}}), learned=NOT_LEARNED
+        ),
         id="revenue as a dollar string is accepted",
     ),
     pytest.param(
         track("Upgraded", {**JD, "revenue": 0.125}),
         {},
         DEFAULT,
-        outcome(event({**JD, "action": "Upgraded", "properties": {"value": 13}}), learned=U1),
+        outcome(
+            event({**JD, "action": "Upgraded", "properties": {"value": 13}}), learned=NOT_LEARNED
+        ),
         id="half a cent rounds up like JavaScript's Math.round",
     ),
     pytest.param(
@@ -1054,7 +1064,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Upgraded", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[Problem("properties.revenue", "expected a number")],
         ),
         id="revenue that is not a number is reported and no value is sent",
@@ -1065,7 +1075,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Refund", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[
                 Problem("properties.revenue", "negative; a Drip conversion value must be 0 or more")
             ],
@@ -1078,7 +1088,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Whale", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[
                 Problem(
                     "properties.revenue",
@@ -1092,7 +1102,9 @@ TRACK = [
         track("Scored", {**JD, "value": 250}),
         {},
         DEFAULT,
-        outcome(event({**JD, "action": "Scored", "properties": {"value": 250}}), learned=U1),
+        outcome(
+            event({**JD, "action": "Scored", "properties": {"value": 250}}), learned=NOT_LEARNED
+        ),
         id="a value already in whole cents is passed through",
     ),
     pytest.param(
@@ -1101,7 +1113,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Scored", "properties": {"value": 100}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[Problem("properties.value", "replaced by the conversion from revenue")],
         ),
         id="revenue replaces a value sent alongside it",
@@ -1112,7 +1124,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Scored", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[
                 Problem(
                     "properties.value",
@@ -1136,7 +1148,7 @@ TRACK = [
                     "properties": {},
                 }
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="originalTimestamp with an offset is used and converted to UTC",
     ),
@@ -1153,7 +1165,7 @@ TRACK = [
                     "properties": {},
                 }
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[Problem("timestamp", "not an ISO-8601 timestamp")],
         ),
         id="an unparseable timestamp is reported and originalTimestamp is tried",
@@ -1164,7 +1176,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Signed Up", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[Problem("timestamp", "expected an ISO-8601 timestamp string")],
         ),
         id="a numeric timestamp is reported and occurred_at left to Drip",
@@ -1183,7 +1195,7 @@ TRACK = [
                     "properties": {"item_count": 2, "meta": '{"a":null,"b":1}'},
                 }
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="the event name is sent verbatim and properties are normalised like custom fields",
     ),
@@ -1193,7 +1205,7 @@ TRACK = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Viewed", "properties": {}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[Problem("properties.notes", "1001 characters, over the 1000 limit; dropped")],
         ),
         id="an event property over 1000 characters is dropped and reported",
@@ -1292,7 +1304,7 @@ ORDERS = [
                     "properties": {"order_id": "o1", "total": 27.5, "value": 2750},
                 }
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="with orders off an Order Completed without revenue is valued at its total",
     ),
@@ -1304,7 +1316,7 @@ ORDERS = [
             event(
                 {**JD, "action": "Order Updated", "properties": {"order_id": "o1", "total": 27.5}}
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="total is a conversion only on Order Completed",
     ),
@@ -1322,7 +1334,7 @@ ORDERS = [
                     "currency": "EUR",
                 }
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="Checkout Started is a placed order with a numeric order_id as text",
     ),
@@ -1341,7 +1353,7 @@ ORDERS = [
                     "refund_amount": 30.0,
                 }
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="Order Refunded is a refunded order carrying refund_amount",
     ),
@@ -1351,7 +1363,7 @@ ORDERS = [
         DEFAULT,
         outcome(
             order({"provider": "my_store", **JD, "action": "canceled", "order_id": "o1"}),
-            learned=U1,
+            learned=NOT_LEARNED,
         ),
         id="Order Cancelled is a canceled order and the provider is snake_cased",
     ),
@@ -1361,7 +1373,7 @@ ORDERS = [
         DEFAULT,
         outcome(
             order({"provider": "segment", **JD, "action": "updated", "order_id": "o1"}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[Problem("properties.tax", "expected a number")],
         ),
         id="order event names match in any case and a bad amount is reported",
@@ -1372,7 +1384,7 @@ ORDERS = [
         DEFAULT,
         outcome(
             event({**JD, "action": "Order Completed", "properties": {"value": 1000}}),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[
                 Problem(
                     "properties.order_id",
@@ -1416,7 +1428,7 @@ ORDERS = [
                     ],
                 }
             ),
-            learned=U1,
+            learned=NOT_LEARNED,
             problems=[
                 Problem("properties.products[1].name", "Drip requires an item name; item dropped"),
                 Problem("properties.products[2]", "expected an object; item dropped"),
@@ -1481,3 +1493,20 @@ def test_the_mapper_does_not_change_the_message_it_is_given() -> None:
     before = repr(message)
     map_message(message, U1, NO_ORDERS)
     assert repr(message) == before
+
+
+def test_an_invite_sent_to_someone_else_does_not_rename_the_sender() -> None:
+    invite = {"type": "track", "userId": "u1", "event": "Invite Sent",
+              "properties": {"email": "friend@example.com"}}  # fmt: skip
+    known = {"u1": "jd@example.com"}
+    result = map_message(invite, known, Options())
+    assert [c.record["email"] for c in result.calls] == ["friend@example.com"]
+    assert result.learned == {"u1": "jd@example.com"}  # the sender keeps their own email
+    later = map_message(
+        {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+        known | result.learned,
+        Options(),
+    )
+    assert [c.record for c in later.calls] == [
+        {"email": "jd@example.com", "user_id": "u1", "custom_fields": {"plan": "pro"}}
+    ]

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import Rate
+from app.dashboard import report
 from app.delivery.budget import dispose_budgets
 from app.delivery.drip_sender import DripSender
 from app.delivery.runner import create_worker
 from app.simulators.drip import FakeDrip
+from app.simulators.drip_people import People
 from app.store import outbox as store
 from tests.conftest import ACCOUNT_ID, WRITE_KEY, drain
-from tests.helpers import bearer, dumps, rows
+from tests.helpers import bearer, dumps, metrics, rows
 
 HEADERS = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
 
@@ -109,3 +113,202 @@ def test_a_429_over_the_budget_closes_it_until_the_window_turns(
     assert isinstance(sender, DripSender)
     assert sender.single_budget.suspended_until > time.time() + 29
     assert worker.step() is False
+
+
+def tracks(people: int, each: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "track", "messageId": f"t{p}-{n}", "userId": f"u{p}", "event": "Viewed",
+         "properties": {"email": f"p{p}@example.com", "n": n}}
+        for n in range(each) for p in range(people)
+    ]  # fmt: skip
+
+
+def engage(people: int, audiences: list[tuple[str, bool]]) -> list[dict[str, Any]]:
+    """Engage's audience identifies, audience by audience, as a sync sends them."""
+    return [
+        {"type": "identify", "messageId": f"{key}-{member}-{p}", "userId": f"u{p}",
+         "traits": {"email": f"p{p}@example.com", key: member},
+         "context": {"personas": {"computation_key": key, "computation_class": "audience"}}}
+        for key, member in audiences for p in range(people)
+    ]  # fmt: skip
+
+
+def one_by_one(app: Flask) -> People:
+    """What Drip holds once every stored subscriber record is applied on its own, in order."""
+    people = People(ACCOUNT_ID)
+    for row in rows(app):
+        if row.kind == "subscriber":
+            people.upsert(row.body)
+    return people
+
+
+def same_person(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    drop = {"created_at", "id", "href"}  # a clock reading and the fake's id counter
+    assert a is not None and b is not None
+    return {k: v for k, v in a.items() if k not in drop} == {
+        k: v for k, v in b.items() if k not in drop
+    }
+
+
+def test_a_token_is_in_hand_before_any_row_is_claimed(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    worker = create_worker(compressed(app, Rate(1, 3600), Rate(1, 3600)))  # batch when >= 2
+    client.post("/segment", data=dumps(identifies(3)), headers=HEADERS)
+    worker.step()  # the only batch token
+    client.post("/segment", data=dumps(identifies(3, start=10)), headers=HEADERS)
+    worker.step()  # no batch token: nothing claimed for a batch; the only single token
+    assert worker.step() is False
+    assert paths(fake_drip) == ["subscribers/batches", "subscribers"]
+    pending = [r for r in rows(app) if r.state == "pending"]
+    assert [(r.attempts, r.available_at == r.received_at) for r in pending] == [(0, True)] * 2
+
+
+def test_a_batch_carries_several_events_of_one_person_in_order(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    worker = create_worker(compressed(app, Rate(5, 60), Rate(2, 60)))
+    client.post("/segment", data=dumps(tracks(3, 20)), headers=HEADERS)
+    worker.step()
+    batch = [c for c in fake_drip.calls() if c.path.endswith("/events/batches")]
+    (call,) = batch
+    events = call.json["batches"][0]["events"]
+    assert len(events) == 60
+    for p in range(3):
+        mine = [e["properties"]["n"] for e in events if e["email"] == f"p{p}@example.com"]
+        assert mine == list(range(20))
+
+
+def test_a_persons_subscriber_updates_are_never_split_across_two_calls_in_flight(
+    client: FlaskClient, app: Flask
+) -> None:
+    client.post("/segment", data=dumps(engage(2, [("a", True), ("b", True), ("c", True)])),
+                headers=HEADERS)  # fmt: skip
+    now = time.time()
+
+    def claim_runs(people: int, rows: int) -> list[Any]:
+        with app.extensions["engine"].begin() as conn:
+            found = store.run_candidates(conn, "drip", "subscriber", now, people=people, rows=rows)
+            return store.lease(conn, [c.id for c in found], now, 60)
+
+    first = claim_runs(1, 2)
+    assert [r.message_id for r in first] == ["a-True-0", "b-True-0"]  # u0's first two
+    second = claim_runs(10, 100)  # another process, while those are in flight
+    with app.extensions["engine"].begin() as conn:
+        single = store.claim(conn, "drip", 10, now, admit=lambda candidates: True)
+    assert [r.message_id for r in second] == ["a-True-1", "b-True-1", "c-True-1"]
+    assert single == []  # u0's third update waits for the two in flight; u1's are claimed
+
+
+def test_waiting_updates_of_a_person_go_as_one_record_with_the_same_end_state(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    worker = create_worker(compressed(app, Rate(1, 60), Rate(1, 60)))
+    audiences = [("vip", True), ("churn_risk", True), ("vip", False)]
+    client.post("/segment", data=dumps(engage(40, audiences)), headers=HEADERS)
+    before = metrics(client)
+    worker.step()
+    (batch,) = [c for c in fake_drip.calls() if c.path.endswith("/subscribers/batches")]
+    records = batch.json["batches"][0]["subscribers"]
+    assert len(records) == 40  # 120 identifies, one record a person
+    assert records[0] == {"email": "p0@example.com", "user_id": "u0",
+                          "custom_fields": {"vip": False, "churn_risk": True},
+                          "tags": ["churn_risk"], "remove_tags": ["vip"]}  # fmt: skip
+    expected = one_by_one(app)
+    for p in range(40):
+        email = f"p{p}@example.com"
+        assert same_person(fake_drip.subscriber(email), expected.find(email))
+    after = metrics(client)
+    assert (
+        after["bridge_messages_merged_total"] - before.get("bridge_messages_merged_total", 0) == 120
+    )
+    saved = after["bridge_drip_calls_saved_total"] - before.get("bridge_drip_calls_saved_total", 0)
+    assert saved == 80
+    with app.extensions["engine"].connect() as conn:
+        assert report.gather(conn, time.time())["merged"] == 120
+        assert report.gather(conn, time.time())["saved"] == 80
+
+
+def test_a_campaign_subscription_still_follows_its_upsert(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    app = compressed(app, Rate(200, 60), Rate(2, 60))  # batch when >= 50
+    app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides({"drip_campaign_id": "1111"})
+    worker = create_worker(app)
+    audiences = [("vip", True), ("churn_risk", True), ("vip", False)]
+    client.post("/segment", data=dumps(engage(100, audiences)), headers=HEADERS)
+    drain(worker)
+    for p in range(100):
+        email = f"p{p}@example.com"
+        mine = [path for path, emails in sent(fake_drip) if email in emails]
+        assert mine == [
+            "subscribers/batches",  # entering "vip"
+            "campaigns/1111/subscribers",  # then the campaign, after that upsert
+            "subscribers/batches",  # then "churn_risk" and leaving "vip", merged
+        ]
+    expected = one_by_one(app)
+    for p in range(100):
+        email = f"p{p}@example.com"
+        assert same_person(fake_drip.subscriber(email), expected.find(email))
+    assert len(fake_drip.records("campaign")) == 100
+
+
+def sent(fake: FakeDrip) -> list[tuple[str, set[str]]]:
+    """Each call's path and the emails of its records."""
+    out = []
+    for call in fake.calls():
+        body = call.json["batches"][0] if "batches" in call.json else call.json
+        records = next(iter(body.values()))
+        out.append((call.path.removeprefix(f"/v2/{ACCOUNT_ID}/"), {r["email"] for r in records}))
+    return out
+
+
+def test_with_drip_coalesce_off_every_update_is_its_own_record(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    app = compressed(app, Rate(1, 60), Rate(1, 60))
+    app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides({"drip_coalesce": False})
+    worker = create_worker(app)
+    client.post("/segment", data=dumps(engage(10, [("vip", True), ("vip", False)])),
+                headers=HEADERS)  # fmt: skip
+    worker.step()
+    (batch,) = [c for c in fake_drip.calls() if c.path.endswith("/subscribers/batches")]
+    records = batch.json["batches"][0]["subscribers"]
+    assert len(records) == 20  # each person's two updates, in order, in one call
+    mine = [r for r in records if r["email"] == "p0@example.com"]
+    assert [(r.get("tags"), r.get("remove_tags")) for r in mine] == [
+        (["vip"], None),
+        (None, ["vip"]),
+    ]
+    expected = one_by_one(app)
+    assert same_person(fake_drip.subscriber("p0@example.com"), expected.find("p0@example.com"))
+    with app.extensions["engine"].connect() as conn:
+        assert report.gather(conn, time.time())["merged"] == 0
+
+
+def test_at_low_volume_nothing_waits_and_nothing_is_merged(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    client.post("/segment", data=dumps(engage(1, [("vip", True), ("a", True), ("vip", False)])),
+                headers=HEADERS)  # fmt: skip
+    drain(create_worker(app))
+    assert paths(fake_drip) == ["subscribers"] * 3
+
+
+def test_several_processes_make_one_decision_per_token(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    app = compressed(app, Rate(1, 3600), Rate(1, 3600))
+    workers = [create_worker(app) for _ in range(4)]
+    client.post("/segment", data=dumps(identifies(1200)), headers=HEADERS)
+    threads = [threading.Thread(target=w.step) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(paths(fake_drip)) == ["subscribers", "subscribers/batches"]  # one token each
+    assert len(fake_drip.records("subscriber")) == 1001
+    assert Counter((r.state, r.attempts) for r in rows(app)) == {
+        ("done", 1): 1001,
+        ("pending", 0): 199,
+    }

@@ -16,7 +16,10 @@ SHOWN = 50  # rows per list
 
 def gather(conn: sa.Connection, now: float) -> dict[str, Any]:
     counts = outbox.counts_by_state(conn)
+    merged, saved = outbox.merged_since(conn, now - HOUR)
     return {
+        "merged": merged,
+        "saved": saved,
         "received": received.counts_since(conn, now - HOUR),
         "delivered": outbox.delivered_since(conn, now - HOUR),
         "backlog": {d: n for (d, state), n in counts.items() if state == outbox.State.PENDING},
@@ -57,6 +60,7 @@ def setup(cfg: Config, base: str) -> dict[str, Any]:
             "Drip account": cfg.drip_account_id,
             "Drip campaign": cfg.drip_campaign_id or "none",
             "Drip budgets": f"{cfg.drip_rate_limit} individual, {cfg.drip_batch_rate_limit} batch",
+            "Merging waiting updates (DRIP_COALESCE)": "on" if cfg.drip_coalesce else "off",
             "Store": cfg.store_name,
         },
         "secrets": {

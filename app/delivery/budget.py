@@ -12,7 +12,7 @@ import time
 
 import sqlalchemy as sa
 from flask import Flask
-from pyrate_limiter import Duration, Limiter
+from pyrate_limiter import Duration, Limiter, RateItem
 from pyrate_limiter import Rate as LimiterRate
 from pyrate_limiter.abstracts import AbstractBucket
 from pyrate_limiter.buckets import PostgresBucket, SQLiteBucket
@@ -20,6 +20,7 @@ from pyrate_limiter.buckets import PostgresBucket, SQLiteBucket
 from app.config import Rate
 
 LOCK_WAIT = 0.1  # seconds a take may wait for the bucket (and for a token)
+MIN_WAIT = 0.02  # seconds before a process tries a spent budget again, at least
 
 
 class Budget:
@@ -50,8 +51,16 @@ class Budget:
         # fail now and then while the budget still has room.
         if self.limiter.try_acquire(self.name, blocking=True, timeout=LOCK_WAIT):
             return True
-        self.suspend_for(self.interval)
+        self.suspend_for(self._until_next())
         return False
+
+    def _until_next(self) -> float:
+        """Seconds until the window frees a call, as the bucket reckons it (at least a
+        moment, at most an interval): a token is tried again as soon as it is there."""
+        (bucket,) = self.limiter.buckets()
+        wait_ms = bucket.waiting(RateItem(self.name, int(time.time() * 1000)))
+        seconds = wait_ms / 1000 if isinstance(wait_ms, int | float) else self.interval
+        return min(max(seconds, MIN_WAIT), self.rate.period)
 
     def remaining(self) -> int:
         """Calls left in the current window (for /metrics)."""
@@ -75,9 +84,10 @@ class Budget:
 
 
 def limiter_rate(rate: Rate) -> LimiterRate:
-    """The window a little longer than Drip's (2%, at most a second): the margin covers
-    the time between taking a call and Drip counting it, so Drip never sees one too many."""
-    margin = min(1.0, 0.02 * rate.period)
+    """The window a little longer than Drip's (5%, at most a second): the margin covers
+    the time between taking a call and Drip counting it (the token is taken before its
+    rows are claimed), so Drip never sees one too many."""
+    margin = min(1.0, 0.05 * rate.period)
     return LimiterRate(rate.count, int((rate.period + margin) * Duration.SECOND))
 
 

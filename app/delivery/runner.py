@@ -30,7 +30,10 @@ def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True
     SEGMENT_WRITE_KEY is set."""
     cfg = app.config["BRIDGE"]
     single_budget, batch_budget = shared_budgets(app)
-    senders: list[Sender] = [DripSender(drip_client(app), single_budget, batch_budget, batches)]
+    drip = DripSender(
+        drip_client(app), single_budget, batch_budget, batches, coalesce=cfg.drip_coalesce
+    )
+    senders: list[Sender] = [drip]
     if cfg.segment_write_key:
         client = SegmentClient(cfg.segment_write_key, cfg.segment_api_host)
         senders.append(SegmentSender(client))

@@ -20,7 +20,7 @@ class SegmentSender:
     def __init__(self, client: SegmentClient) -> None:
         self.client = client
 
-    def lanes(self, due: Mapping[str, int]) -> list[Lane]:
+    def lanes(self, due: Mapping[str, int], quiet: float) -> list[Lane]:
         return [Lane(LIBRARY_BATCH_MESSAGES)]
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
@@ -29,9 +29,9 @@ class SegmentSender:
             try:
                 self.client.send_batch([row.body for row in batch])
             except DeliveryError as exc:
-                yield [(row, exc) for row in batch]
+                yield [Result(row, exc) for row in batch]
             else:
-                yield [(row, None) for row in batch]
+                yield [Result(row, None) for row in batch]
 
     def probe(self) -> None:
         """Segment reports refused keys per batch; nothing to probe."""

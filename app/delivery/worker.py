@@ -18,13 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import counters, outbox, retention, workers
+from app.store import counters, inbox, outbox, retention, workers
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +33,55 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 # cannot send) is retried with backoff, then set aside as a dead letter.
 SET_ASIDE_AFTER = 5
 HEARTBEAT_EVERY = 10.0  # seconds between heartbeats, and between prunings
+INTAKE_SECONDS = 0.5  # a step maps waiting requests for this long at most, then delivers
+# Requests count as still arriving while the inbox holds some, or for this long after
+# this worker last mapped one (another may be on its way).
+ARRIVING_FOR = 1.0
 Row = sa.Row[Any]
-Result = tuple[Row, DeliveryError | None]
+
+
+class Result(NamedTuple):
+    row: Row
+    error: DeliveryError | None  # None: delivered
+    merged_into: int | None = None  # delivered in one record with others: its first row id
+
+
+def _always(candidates: Sequence[Row]) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
 class Lane:
-    """Rows to claim in one go: up to `limit`, only of `kind` when set."""
+    """Rows to claim in one go: up to `limit`, only of `kind` when set.
+
+    `admit` sees the candidate rows before any is leased and takes what their call
+    needs (a rate-budget token); when it says no, nothing is claimed. A batch lane
+    claims each person's consecutive rows of `kind` (up to `limit` people, `rows`
+    rows); of the batch lanes a step offers, the one with the most records is tried.
+    A lane with `run_kind` also claims the rows that follow a head row of that kind
+    while they are of that kind (the person's waiting updates, to merge).
+    """
 
     limit: int
     kind: str | None = None
     batch_endpoint: bool = False  # Drip: through a batch endpoint (else one call a row)
+    admit: Callable[[Sequence[Row]], bool] = _always
+    rows: int = 0  # batch lanes: rows at most (0: `limit`)
+    merges: bool = False  # batch lanes: a person's rows go as one record
+    run_kind: str | None = None
+
+
+def _records(lane: Lane, candidates: Sequence[Row]) -> int:
+    """How many records `candidates` make in the lane's call."""
+    return len({c.person for c in candidates}) if lane.merges else len(candidates)
 
 
 class Sender(Protocol):
     destination: str
 
-    def lanes(self, due: Mapping[str, int]) -> list[Lane]:
-        """What to claim now, given how many rows of each kind are due."""
+    def lanes(self, due: Mapping[str, int], quiet: float) -> list[Lane]:
+        """What to claim now, given how many rows of each kind are due and for how many
+        seconds no request has been arriving (0: requests are still being mapped)."""
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
         """Send `rows`, yielding results (error None: delivered) as groups finish."""
@@ -106,6 +137,8 @@ class Worker:
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
         self._stop = threading.Event()
+        self._mapped_at = float("-inf")  # time.monotonic() of this worker's last intake
+        self._quiet_since = float("-inf")  # when requests last stopped arriving (inf: they are)
 
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         """Step until `stop` is set; sleep `idle` seconds whenever there was nothing to do.
@@ -133,7 +166,7 @@ class Worker:
         """One round over every destination; True when any work was found."""
         now = time.time()
         paused_before = set(self.paused)
-        found = self.intake() if self.intake else False
+        found = self._intake()
         for sender in self.senders:
             if self._resumable(sender, now):
                 found |= self._step(sender, now)
@@ -141,19 +174,73 @@ class Worker:
             retention.prune(self.engine, now, self.keep_for)
         return found
 
+    def _intake(self) -> bool:
+        """Map waiting requests for up to INTAKE_SECONDS: batches are filled from what
+        the store holds, so what has arrived should be in it."""
+        found = False
+        deadline = time.monotonic() + INTAKE_SECONDS
+        while self.intake is not None and self.intake():
+            found = True
+            self._mapped_at = time.monotonic()
+            if time.monotonic() > deadline:
+                break
+        return found
+
     def _step(self, sender: Sender, now: float) -> bool:
         with store.writing(self.engine) as conn:
             due = outbox.due_counts(conn, sender.destination, now)
+            recently = time.monotonic() - self._mapped_at < ARRIVING_FOR
+            arriving = bool(due) and (recently or inbox.waiting(conn) > 0)
+        lanes = sender.lanes(due, self._quiet(arriving)) if due else []
         found = False
-        for lane in sender.lanes(due) if due else []:
-            with store.writing(self.engine) as conn:
-                rows = outbox.claim(
-                    conn, sender.destination, lane.limit, now, self.lease, lane.kind
-                )
+        batches = [lane for lane in lanes if lane.batch_endpoint]
+        if batches:
+            lane, rows = self._claim_batch(sender.destination, batches, time.time())
             if rows:
                 found = True
                 self._deliver(sender, rows, lane)
+        for lane in lanes:
+            if not lane.batch_endpoint:
+                rows = self._claim(sender.destination, lane, time.time())
+                if rows:
+                    found = True
+                    self._deliver(sender, rows, lane)
         return found
+
+    def _quiet(self, arriving: bool) -> float:
+        """Seconds since requests stopped arriving (0 while they arrive)."""
+        if arriving:
+            self._quiet_since = float("inf")
+            return 0.0
+        if self._quiet_since == float("inf"):
+            self._quiet_since = time.monotonic()
+        return time.monotonic() - self._quiet_since
+
+    def _claim_batch(self, dest: str, lanes: list[Lane], now: float) -> tuple[Lane, list[Row]]:
+        """The fullest batch the lanes offer, leased once its lane admits it (takes a token).
+
+        Claims of one destination take turns (a lock on PostgreSQL, the write lock on
+        SQLite), so each token is one decision, whatever number of processes deliver.
+        """
+        with store.writing(self.engine) as conn:
+            outbox.lock_claims(conn, dest)
+            offers = [
+                (lane, outbox.run_candidates(conn, dest, lane.kind or "", now,
+                                             people=lane.limit, rows=lane.rows or lane.limit))
+                for lane in lanes
+            ]  # fmt: skip
+            lane, candidates = max(offers, key=lambda offer: _records(*offer))
+            if not candidates or not lane.admit(candidates):
+                return lane, []
+            return lane, outbox.lease(conn, [c.id for c in candidates], now, self.lease)
+
+    def _claim(self, dest: str, lane: Lane, now: float) -> list[Row]:
+        """Lease the lane's rows once `lane.admit` has taken what their call needs."""
+        with store.writing(self.engine) as conn:
+            claimed = outbox.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
+            if len(claimed) == 1 and claimed[0].kind == lane.run_kind:
+                claimed = outbox.claim_run_of(conn, claimed[0], now, self.lease)
+            return claimed
 
     def _deliver(self, sender: Sender, rows: Sequence[Row], lane: Lane) -> None:
         """Send and settle group by group, so a worker killed mid-claim re-sends little.
@@ -166,7 +253,7 @@ class Worker:
         try:
             for results in sender.deliver(rows, lane):
                 self._settle(sender.destination, results)
-                settled.update(row.id for row, _ in results)
+                settled.update(result.row.id for result in results)
                 if self._stop.is_set():
                     self._give_back([row for row in rows if row.id not in settled])
                     return
@@ -176,7 +263,7 @@ class Worker:
             log.exception("delivering %s rows failed unexpectedly", sender.destination)
             left = [row for row in rows if row.id not in settled]
             if len(left) == 1:
-                self._settle(sender.destination, [(left[0], _unforeseen(left[0], exc))])
+                self._settle(sender.destination, [Result(left[0], _unforeseen(left[0], exc))])
             else:
                 for row in left:
                     self._deliver(sender, [row], lane)
@@ -192,14 +279,18 @@ class Worker:
         """Record each row's outcome, its counts and one log line for each delivery."""
         now = time.time()
         counts = metrics.Counts()
-        delivered = [row for row, error in results if error is None]
+        delivered = [r.row for r in results if r.error is None]
+        merged = {r.row.id: r.merged_into for r in results if r.error is None and r.merged_into}
         with store.writing(self.engine) as conn:
             forget = any(row.kind in outbox.FORGOTTEN_WHEN_DONE for row in delivered)
             outbox.finish(conn, [row.id for row in delivered], now, forget)
+            outbox.mark_merged(conn, merged)
             metrics.count(counts, metrics.DELIVERED, dest, amount=len(delivered))
+            metrics.count(counts, metrics.MERGED, amount=len(merged))
+            metrics.count(counts, metrics.SAVED, amount=len(merged) - len(set(merged.values())))
             for row in delivered:
                 metrics.observe_latency(counts, dest, now - row.received_at)
-            for row, error in results:
+            for row, error, _ in results:
                 if error is not None:
                     self._fail(conn, counts, dest, row, error, now)
             counters.add(conn, counts)

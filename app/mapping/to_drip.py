@@ -133,7 +133,11 @@ def track(
     properties = message.get("properties")
     properties = properties if isinstance(properties, dict) else {}
     outcome.calls.append(track_call(message, event, properties, person, options, problems))
-    outcome.learned.update(person.learned(person.email, options.browser))
+    # properties.email addresses this event only ("Invite Sent" carries the invitee's):
+    # what is learned is the person found without it (context.traits, userId, known).
+    sender = find_person(message, known, "context.traits.email", [])
+    if sender is not None:
+        outcome.learned.update(sender.learned(sender.email, options.browser))
 
 
 def alias(

@@ -8,8 +8,9 @@ from typing import Any
 
 Record = dict[str, Any]
 
-# Keys the upsert merges rather than overwrites (rest/_subscribers.md).
-_MERGED = frozenset({"id", "new_email", "tags", "remove_tags", "custom_fields"})
+# Keys the upsert merges rather than overwrites (rest/_subscribers.md); `initial_status`
+# is the status of a person the call creates, not a field of the person.
+_MERGED = frozenset({"id", "new_email", "tags", "remove_tags", "custom_fields", "initial_status"})
 
 
 def _tag_list(value: Any) -> list[str]:

@@ -9,7 +9,8 @@ request atomically and the worker's steps stay small.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,21 @@ def due_counts(
     return {kind: count for kind, count in rows}
 
 
+# PostgreSQL advisory lock held by the one claim at work on a destination. Claims of
+# a person's consecutive rows read "every earlier row is due" before they lease, so
+# two of them at once could lease a person's rows around one another's.
+CLAIM_LOCK = 0x636C6169  # "clai"
+Admit = Callable[[Sequence[sa.Row[Any]]], bool]
+
+
+def lock_claims(conn: sa.Connection, destination: str) -> None:
+    """Take the claim lock of `destination` until the transaction ends (SQLite: the
+    write transaction already excludes other claims)."""
+    if conn.dialect.name == "postgresql":
+        key = CLAIM_LOCK + zlib.crc32(destination.encode()) % 1024
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
 def claim(
     conn: sa.Connection,
     destination: str,
@@ -92,12 +108,16 @@ def claim(
     now: float,
     lease: float = LEASE_SECONDS,
     kind: str | None = None,
+    admit: Admit | None = None,
 ) -> list[sa.Row[Any]]:
     """Lease up to `limit` due rows, at most one per person: the oldest one.
 
     A person's later rows wait until the earlier ones are done or dead, which keeps
     their updates in order and never two in flight at once. On PostgreSQL the
     candidates are locked with SKIP LOCKED, so concurrent workers never share a row.
+    With `admit`, the candidates (id, person, received_at, kind) are read first and
+    leased only if `admit` (which
+    takes the budget they need) says yes: no row is held for a call that cannot be made.
     """
     earlier = outbox.alias("earlier")
     first_of_person = (
@@ -124,9 +144,89 @@ def claim(
         due = due.where(outbox.c.kind == kind)
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    if admit is None:
+        return _lease(conn, outbox.c.id.in_(due.scalar_subquery()), now, lease)
+    lock_claims(conn, destination)
+    found = conn.execute(due.add_columns(outbox.c.person, outbox.c.received_at, outbox.c.kind))
+    candidates: list[sa.Row[Any]] = list(found)
+    if not candidates or not admit(candidates):
+        return []
+    return _lease(conn, outbox.c.id.in_([c.id for c in candidates]), now, lease)
+
+
+def run_candidates(
+    conn: sa.Connection, destination: str, kind: str, now: float, *, people: int, rows: int
+) -> list[sa.Row[Any]]:
+    """The due rows of `kind` (id, person, received_at) of up to `people` people, at most
+    `rows`, each person's from their oldest pending row on while those are due and of `kind`.
+
+    A batch call carries a person's consecutive rows together, in order; a row behind
+    one of another kind, or behind one in flight or waiting for a retry, waits. People
+    are taken oldest first. Read under `lock_claims`, then `lease` what is sent.
+    """
+    runs = sa.and_(_due(destination, now), outbox.c.kind == kind, _unblocked(kind, now))
+    oldest = (
+        sa.select(outbox.c.person).where(runs).order_by(outbox.c.id).limit(2 * max(people, rows))
+    )
+    chosen = list(dict.fromkeys(conn.execute(oldest).scalars()))[:people]
+    if not chosen:
+        return []
+    query = (
+        sa.select(outbox.c.id, outbox.c.person, outbox.c.received_at)
+        .where(runs, outbox.c.person.in_(chosen))
+        .order_by(outbox.c.id)
+        .limit(rows)
+    )
+    return list(conn.execute(query))
+
+
+def lease(conn: sa.Connection, ids: Sequence[int], now: float, seconds: float) -> list[sa.Row[Any]]:
+    """Lease the rows `ids` (read by `run_candidates`) for `seconds`; the rows, in order."""
+    return _lease(conn, outbox.c.id.in_(ids), now, seconds)
+
+
+def claim_run_of(
+    conn: sa.Connection, row: sa.Row[Any], now: float, lease: float = LEASE_SECONDS
+) -> list[sa.Row[Any]]:
+    """Lease the due rows that follow `row` (just leased) for its person while they are
+    of its kind: `row` and those, in order."""
+    later = sa.and_(
+        _due(row.destination, now),
+        outbox.c.person == row.person,
+        outbox.c.kind == row.kind,
+        outbox.c.id > row.id,
+        _unblocked(row.kind, now, after=row.id),
+    )
+    return [row, *_lease(conn, later, now, lease)]
+
+
+def _unblocked(kind: str, now: float, after: int = 0) -> sa.ColumnElement[bool]:
+    """No earlier pending row of the person (after id `after`) is of another kind or not due.
+
+    A scalar MIN over the person's earlier rows (outbox_person), as in `claim`.
+    """
+    earlier = outbox.alias("earlier")
+    blocker = (
+        sa.select(sa.func.min(earlier.c.id))
+        .where(
+            earlier.c.destination == outbox.c.destination,
+            earlier.c.person == outbox.c.person,
+            earlier.c.state == State.PENDING,
+            earlier.c.id < outbox.c.id,
+            earlier.c.id > after,
+            sa.or_(earlier.c.kind != kind, earlier.c.available_at > now),
+        )
+        .scalar_subquery()
+    )
+    return blocker.is_(None)
+
+
+def _lease(
+    conn: sa.Connection, which: sa.ColumnElement[bool], now: float, lease: float
+) -> list[sa.Row[Any]]:
     stmt = (
         outbox.update()
-        .where(outbox.c.id.in_(due.scalar_subquery()))
+        .where(which)
         .values(available_at=now + lease, attempts=outbox.c.attempts + 1)
         .returning(*outbox.c)
     )
@@ -188,6 +288,17 @@ def forget(conn: sa.Connection, person: str, emails: Sequence[str], values: Sequ
     return int(gone) + int(blanked)
 
 
+def mark_merged(conn: sa.Connection, merged_into: Mapping[int, int]) -> None:
+    """Note rows delivered inside one merged record: row id -> the record's first row id."""
+    if merged_into:
+        stmt = (
+            outbox.update()
+            .where(outbox.c.id == sa.bindparam("row_id"))
+            .values(merged_into=sa.bindparam("into"))
+        )
+        conn.execute(stmt, [{"row_id": i, "into": into} for i, into in merged_into.items()])
+
+
 def retry_later(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:
     _set(conn, ids, available_at=at, error=error)
 
@@ -239,6 +350,20 @@ def delivered_since(conn: sa.Connection, since: float) -> dict[str, int]:
         .group_by(outbox.c.destination)
     )
     return {destination: count for destination, count in conn.execute(query)}
+
+
+def merged_since(conn: sa.Connection, since: float) -> tuple[int, int]:
+    """(messages delivered merged with others, records saved by merging) since `since`."""
+    query = sa.select(
+        sa.func.count(),
+        sa.func.count(sa.distinct(outbox.c.merged_into)),
+    ).where(
+        outbox.c.state == State.DONE,
+        outbox.c.finished_at > since,
+        outbox.c.merged_into.is_not(None),
+    )
+    merged, records = conn.execute(query).one()
+    return int(merged), int(merged) - int(records)
 
 
 def retrying(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:

@@ -60,6 +60,9 @@ outbox = sa.Table(
     sa.Column("finished_at", sa.Float),
     sa.Column("error_code", sa.String(64)),
     sa.Column("error", sa.Text),
+    # Delivered inside one record with other rows of the person (DRIP_COALESCE): the id
+    # of that record's first row.
+    sa.Column("merged_into", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
     # Claims walk a destination's pending rows in id order (outbox_due) and look for
     # an earlier pending row of the same person (outbox_person, covering). With these
     # two, a claim costs about the same at 1M queued rows as at 10k.
