@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 from collections import Counter
 from collections.abc import Callable
@@ -108,9 +107,6 @@ def test_sigterm_with_drip_answering_in_10_s_stops_within_the_platforms_grace(
     wait_until("a call in flight", lambda: len(fake_drip.calls()) >= 1, timeout=30)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0  # inside the grace, not killed
-    given_back = re.search(r"gave back (\d+) claimed rows", procs.log("worker-1"))
-    assert given_back is not None
-    assert len(fake_drip.records("subscriber")) + int(given_back[1]) == len(emails)
 
     fake_drip.latency = 0.0
     procs.start(str(BIN / "drip-bridge"), "worker", name="worker-2")  # default 60 s lease

@@ -200,6 +200,8 @@ class Worker:
                 found = True
                 self._deliver(sender, rows, lane)
         for lane in lanes:
+            if self._stop.is_set():  # stopping: claim nothing more
+                break
             if not lane.batch_endpoint:
                 rows = self._claim(sender.destination, lane, time.time())
                 if rows:

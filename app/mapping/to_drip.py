@@ -168,8 +168,8 @@ def ids_to_look_up(message: dict[str, Any]) -> set[str]:
         keys: tuple[str, ...] = ("userId", "previousId")
     elif kind == "identify":
         keys = ("userId",) if _has_own_email(message, "traits.email") else _BOTH
-    elif kind == "track":
-        keys = () if _has_own_email(message, "properties.email") else _BOTH
+    elif kind == "track":  # properties.email is not the person's: they are looked up
+        keys = () if _has_own_email(message, "context.traits.email") else _BOTH
     else:
         keys = ()
     found = (message.get(key) for key in keys)
