@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -133,13 +134,21 @@ def config(database_url: str, fake_drip: FakeDrip, fake_segment: FakeSegment) ->
 
 @pytest.fixture
 def app(config: Config) -> Iterator[Flask]:
+    with running(config) as app:
+        app.config["TESTING"] = True
+        yield app
+
+
+@contextmanager
+def running(config: Config) -> Iterator[Flask]:
+    """The bridge on a migrated store, its budgets and connections released after."""
     app = create_app(config)
-    app.config["TESTING"] = True
-    engine = app.extensions["engine"]
-    upgrade(engine)
-    yield app
-    dispose_budgets(app)
-    engine.dispose()
+    upgrade(app.extensions["engine"])
+    try:
+        yield app
+    finally:
+        dispose_budgets(app)
+        app.extensions["engine"].dispose()
 
 
 @pytest.fixture

@@ -12,14 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import Config
-from app.delivery.budget import dispose_budgets
 from app.delivery.runner import create_worker
 from app.delivery.worker import Worker
-from app.factory import create_app
 from app.simulators.drip import FakeDrip
 from app.simulators.segment import FakeSegment
-from app.store import deletions, tables, upgrade
-from tests.conftest import ACCOUNT_ID, WEBHOOK_TOKEN, WRITE_KEY, drain
+from app.store import deletions, tables
+from tests.conftest import ACCOUNT_ID, WEBHOOK_TOKEN, WRITE_KEY, drain, running
 from tests.helpers import answer, basic, bearer, dumps
 
 PAGE_KEY = "browser-test-write-key"
@@ -33,12 +31,9 @@ DELETE = {"type": "delete", "userId": "u-ada", "messageId": "del-1"}
 
 @pytest.fixture
 def bridge(config: Config) -> Iterator[Flask]:
-    app = create_app(config.with_overrides({"browser_origins": ("*",),
-                                            "browser_write_key": PAGE_KEY}))  # fmt: skip
-    upgrade(app.extensions["engine"])
-    yield app
-    dispose_budgets(app)
-    app.extensions["engine"].dispose()
+    with running(config.with_overrides({"browser_origins": ("*",),
+                                        "browser_write_key": PAGE_KEY})) as app:  # fmt: skip
+        yield app
 
 
 @pytest.fixture

@@ -10,13 +10,10 @@ import pytest
 from flask import Flask
 
 from app.config import Config
-from app.delivery.budget import dispose_budgets
-from app.factory import create_app
 from app.mapping.to_drip import BROWSER_ONLY, map_message
 from app.mapping.types import DripCall, Options, Outcome, Problem
 from app.pipeline import intake
-from app.store import upgrade
-from tests.conftest import WRITE_KEY
+from tests.conftest import WRITE_KEY, running
 from tests.helpers import basic, dumps, rows, skipped
 
 PAGE = Options(campaign_id="555", browser=True)
@@ -113,11 +110,8 @@ def test_a_page_message_maps_to_exact_drip_calls(
 
 @pytest.fixture
 def page_app(config: Config) -> Iterator[Flask]:
-    app = create_app(config.with_overrides({"browser_write_key": "page-key"}))
-    upgrade(app.extensions["engine"])
-    yield app
-    dispose_budgets(app)
-    app.extensions["engine"].dispose()
+    with running(config.with_overrides({"browser_write_key": "page-key"})) as app:
+        yield app
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -12,12 +12,10 @@ from flask.testing import FlaskClient
 
 from app import __version__
 from app.config import Config
-from app.delivery.budget import dispose_budgets
 from app.factory import create_app
 from app.mapping.device import plugin_table
-from app.store import upgrade
 from app.store.tables import inbox
-from tests.conftest import ACCOUNT_ID, WRITE_KEY
+from tests.conftest import ACCOUNT_ID, WRITE_KEY, running
 from tests.helpers import IDENTIFY, TRACK, answer, basic, bearer, dumps, rows
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -31,12 +29,9 @@ SERVER = {"Content-Type": "application/json"} | basic(WRITE_KEY)
 
 @pytest.fixture
 def browser_app(config: Config) -> Iterator[Flask]:
-    app = create_app(config.with_overrides({"browser_origins": (SHOP,),
-                                            "browser_write_key": PAGE_KEY}))  # fmt: skip
-    upgrade(app.extensions["engine"])
-    yield app
-    dispose_budgets(app)
-    app.extensions["engine"].dispose()
+    with running(config.with_overrides({"browser_origins": (SHOP,),
+                                        "browser_write_key": PAGE_KEY})) as app:  # fmt: skip
+        yield app
 
 
 @pytest.fixture
@@ -184,14 +179,11 @@ def test_without_browser_origins_no_page_gets_in(client: FlaskClient, app: Flask
 
 
 def test_with_any_origin_allowed_the_answer_says_any(config: Config) -> None:
-    app = create_app(config.with_overrides({"browser_origins": ("*",)}))
-    upgrade(app.extensions["engine"])
-    response = post(app.test_client(), "/v1/t", TRACK, SERVER | {"Origin": "http://a.example"})
+    with running(config.with_overrides({"browser_origins": ("*",)})) as app:
+        response = post(app.test_client(), "/v1/t", TRACK, SERVER | {"Origin": "http://a.example"})
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "Vary" not in response.headers
-    dispose_budgets(app)
-    app.extensions["engine"].dispose()
 
 
 def test_drip_js_is_the_plugin_with_this_bridges_account_tag_campaign_and_rules(
