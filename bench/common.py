@@ -48,20 +48,28 @@ class Processes:
         self.logs = logs
         self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self, argv: Sequence[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, argv: Sequence[str], env: dict[str, str], name: str, cwd: Path = ROOT
+    ) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(list(argv), env=env, cwd=ROOT, stdout=log, stderr=log)
+        proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=log, stderr=log)
         self.started.append(proc)
         return proc
 
     def gunicorn(
-        self, app: str, port: int, env: dict[str, str], name: str, extra: Sequence[str] = ()
+        self,
+        app: str,
+        port: int,
+        env: dict[str, str],
+        name: str,
+        extra: Sequence[str] = (),
+        cwd: Path = ROOT,
     ) -> str:
-        """`python -m app.web_process <app>` (the Procfile's web, gunicorn) on `port`;
-        `extra` options override the configuration file's."""
+        """`python -m app.web_process <app>` (the Procfile's web, gunicorn) on `port`, with
+        the code of the checkout `cwd`; `extra` options override the configuration file's."""
         argv = [sys.executable, "-m", "app.web_process", "--bind",
                 f"127.0.0.1:{port}", *extra, app]  # fmt: skip
-        proc = self.start(argv, env, name)
+        proc = self.start(argv, env, name, cwd)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until(

@@ -2,7 +2,8 @@
 
 Closed loop (wrk, unique messageIds per request) on /v1/track and /v1/batch, the servers
 measured alternately round by round; then an open-loop generator at half of the bridge's
-peak for its latency. The bridge runs on SQLite (the default) and on PostgreSQL.
+peak for its latency. The bridge runs on SQLite (the default) and on PostgreSQL; with
+`--baseline <checkout>`, another version of it runs on PostgreSQL in the same rounds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import http.client
 import itertools
 import json
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,7 +30,7 @@ import sqlalchemy as sa
 
 from app.simulators.server import free_port
 from bench.common import (
-    BIN,
+    ROOT,
     WRITE_KEY,
     Processes,
     bridge_env,
@@ -214,22 +216,30 @@ def _post(conn: http.client.HTTPConnection, path: str, payload: bytes) -> bool:
     return False
 
 
+class Bridge(NamedTuple):
+    database_url: str
+    checkout: Path  # the code it runs: this one, or --baseline's
+
+
 def start_servers(
-    procs: Processes, work: Path, pg_url: str | None, extra: Sequence[str] = ()
+    procs: Processes, work: Path, bridges: dict[str, Bridge], extra: Sequence[str] = ()
 ) -> dict[str, Server]:
-    """The no-op app and the bridge on SQLite (and PostgreSQL), each its own gunicorn
-    (`extra`: gunicorn options over the configuration file's, for all of them)."""
-    urls = {"sqlite": f"sqlite:///{work}/bridge.sqlite3"} | ({"postgres": pg_url} if pg_url else {})
+    """The no-op app and each bridge, each its own gunicorn (`extra`: gunicorn options
+    over the configuration file's, for all of them)."""
     servers: dict[str, Server] = {}
-    noop_env = bridge_env(urls["sqlite"]) | {"PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)}
+    noop_env = bridge_env(f"sqlite:///{work}/noop.sqlite3") | {
+        "PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)
+    }
     url = procs.gunicorn("bench.noop:app", free_port(), noop_env, "noop", extra)
     servers["noop"] = Server(url, procs.started[-1].pid)
-    for db, url in urls.items():
-        env = bridge_env(url) | {"PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)}
-        subprocess.run([str(BIN / "drip-bridge"), "db", "upgrade"], env=env, check=True,
-                       capture_output=True, timeout=120)  # fmt: skip
-        url = procs.gunicorn("wsgi:app", free_port(), env, f"bridge-{db}", extra)
-        servers[f"bridge-{db}"] = Server(url, procs.started[-1].pid)
+    for name, bridge in bridges.items():
+        env = bridge_env(bridge.database_url) | {"PROMETHEUS_MULTIPROC_DIR": _metrics_dir(work)}
+        # The checkout's own code first on the path (`-m` and `-c` put the working folder there).
+        upgrade = [sys.executable, "-m", "app", "db", "upgrade"]
+        subprocess.run(upgrade, env=env, cwd=bridge.checkout, check=True, capture_output=True,
+                       timeout=120)  # fmt: skip
+        url = procs.gunicorn("wsgi:app", free_port(), env, name, extra, cwd=bridge.checkout)
+        servers[name] = Server(url, procs.started[-1].pid)
     return servers
 
 
@@ -255,7 +265,7 @@ def half_peak(
     results: dict[str, dict[str, Any]] = {e.name: {} for e in ENDPOINTS}
     for endpoint in ENDPOINTS:
         for name, server in servers.items():
-            if name.startswith("bridge"):
+            if name != "noop":
                 rate = peaks[endpoint.name][name] / 2
                 results[endpoint.name][name] = open_loop(server.url, endpoint, rate, seconds)
                 print(
@@ -334,6 +344,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--open-seconds", type=float, default=10.0, help="per open-loop run")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/before <commit>`): its bridge on "
+        "PostgreSQL is measured in the same rounds, as baseline-postgres",
+    )
+    parser.add_argument(
         "--gunicorn-args",
         default="",
         help='gunicorn options over app/gunicorn_conf.py for every server, e.g. "--threads 4"',
@@ -355,10 +371,10 @@ def sent(runs: dict[str, dict[str, list[dict[str, Any]]]], half: dict[str, Any],
     return total
 
 
-def measure(args: argparse.Namespace, work: Path, pg_url: str | None) -> dict[str, Any]:
+def measure(args: argparse.Namespace, work: Path, bridges: dict[str, Bridge]) -> dict[str, Any]:
     procs = Processes(work)
     try:
-        servers = start_servers(procs, work, pg_url, args.gunicorn_args.split())
+        servers = start_servers(procs, work, bridges, args.gunicorn_args.split())
         print(f"ingest: servers {', '.join(servers)}")
         runs = alternate(servers, args, work)
         closed = summarise({e: {k: rs[k] for k in servers} for e, rs in runs.items()})
@@ -366,18 +382,29 @@ def measure(args: argparse.Namespace, work: Path, pg_url: str | None) -> dict[st
         half = half_peak(servers, peaks, args.open_seconds)
     finally:
         procs.stop_all()
-    urls = {"bridge-sqlite": f"sqlite:///{work}/bridge.sqlite3", "bridge-postgres": pg_url}
     stored_counts = {
-        name: {"stored": stored(str(urls[name])), "sent": sent(runs, half, name)}
-        for name in servers if name.startswith("bridge")
-    }  # fmt: skip
+        name: {"stored": stored(bridge.database_url), "sent": sent(runs, half, name)}
+        for name, bridge in bridges.items()
+    }
     return {"closed_loop": closed, "half_peak": half, "stored": stored_counts}
 
 
 def main(argv: Sequence[str] = ()) -> None:
     args = parse(argv)
-    pg = contextlib.nullcontext(None) if args.no_postgres else postgres_database("drip_bench")
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, pg as pg_url:
-        figures = measure(args, Path(tmp), pg_url)
-    figures["parameters"] = vars(args) | {"wrk_threads": 1, "open_loop_threads": 32}
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
+        bridges = {"bridge-sqlite": Bridge(f"sqlite:///{work}/bridge.sqlite3", ROOT)}
+        checkouts = {"bridge": ROOT} | ({"baseline": args.baseline} if args.baseline else {})
+        for name, checkout in checkouts.items():
+            if args.no_postgres:
+                break
+            pg_url = stack.enter_context(postgres_database("drip_bench"))
+            if pg_url:
+                bridges[f"{name}-postgres"] = Bridge(pg_url, checkout)
+        figures = measure(args, work, bridges)
+    figures["parameters"] = vars(args) | {
+        "wrk_threads": 1,
+        "open_loop_threads": 32,
+        "baseline": str(args.baseline or ""),
+    }
     save(args.save_as, figures, render(figures))

@@ -175,7 +175,10 @@ def test_without_browser_origins_no_page_gets_in(client: FlaskClient, app: Flask
         f"Requests from pages on {SHOP} are refused: BROWSER_ORIGINS is not set, "
         "so the bridge takes no browser traffic."
     )
-    assert post(client, "/v1/t", TRACK, SERVER).status_code == 200  # servers send no Origin
+    served = post(client, "/v1/t", TRACK, SERVER)  # servers send no Origin
+    assert served.status_code == 200
+    assert "Vary" not in served.headers
+    assert "Access-Control-Allow-Origin" not in served.headers
 
 
 def test_with_any_origin_allowed_the_answer_says_any(config: Config) -> None:

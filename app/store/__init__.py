@@ -9,10 +9,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.store.engine import create_engine, execute_alone, reading, writing
+from app.store.engine import GroupCommit, create_engine, reading, writing
 from app.store.migrate import db, upgrade
 
-__all__ = ["create_engine", "engine", "execute_alone", "init_app", "reading", "upgrade", "writing"]
+__all__ = ["GroupCommit", "create_engine", "engine", "init_app", "reading", "upgrade", "writing"]
 
 
 def engine() -> sa.Engine:

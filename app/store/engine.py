@@ -7,11 +7,13 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.pool import PoolProxiedConnection
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -22,7 +24,7 @@ def create_engine(url: str) -> sa.Engine:
         # No pre-ping: it cost a round trip and a third of a request's CPU; after a
         # restart of PostgreSQL the first use of a stale connection fails instead
         # (SQLAlchemy then renews the pool), a 503 the client retries, and
-        # `execute_alone` tries again on a fresh connection itself.
+        # `GroupCommit` tries again on a fresh connection itself.
         return sa.create_engine(
             url,
             pool_size=5,
@@ -97,56 +99,160 @@ def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def execute_alone(engine: sa.Engine, statement: str, params: tuple[Any, ...]) -> None:
-    """Run one statement as its own transaction, on the driver's connection.
+@dataclass(eq=False)
+class _Row:
+    params: tuple[Any, ...]
+    settled: bool = False
+    error: sa.exc.DBAPIError | None = None
 
-    For the tracking API's single insert: SQLAlchemy's execution layer (events, an
-    engine-issued BEGIN, result objects) cost more than the insert itself, and on
-    PostgreSQL autocommit saves the BEGIN and COMMIT round trips (bench/ingest).
-    Same turns and same errors (sa.exc.DBAPIError) as `writing`. `statement` uses
-    the driver's placeholders (`engine.dialect.paramstyle`).
+
+class GroupCommit:
+    """Rows that concurrent requests of one process insert, committed together.
+
+    `insert` returns once the caller's row is committed, or raises its error. While a
+    group is being committed, the rows that arrive wait; the first of their callers to
+    get the turn commits them all with one statement (under load, one commit for many
+    requests instead of one each: bench/ingest). A row that finds nothing in flight is
+    committed at once. Callers may be threads or gevent's greenlets, which gunicorn's
+    gevent worker makes of `threading`'s locks.
+
+    The statement runs on the driver's connection: SQLAlchemy's execution layer
+    (events, an engine-issued BEGIN, result objects) cost more than the insert itself.
+    On PostgreSQL it is autocommitted, saving the BEGIN and COMMIT round trips. The
+    connection passes from group to group while rows wait, and goes back to the pool
+    when none do.
     """
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    for last_try in (False, True):
+
+    def __init__(self, dialect: sa.Dialect, table: sa.Table, columns: Sequence[str]) -> None:
+        self.inserts = _inserts(dialect, table, columns)
+        self._waiting: list[_Row] = []
+        self._guard = threading.Lock()  # over _waiting
+        self._turn = threading.Lock()  # one group at a time, on _connection
+        self._connection: PoolProxiedConnection | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Rows waiting for the group in flight to be committed."""
+        return len(self._waiting)
+
+    @property
+    def committing(self) -> bool:
+        """Whether a group is being committed."""
+        return self._turn.locked()
+
+    def insert(self, engine: sa.Engine, params: tuple[Any, ...]) -> None:
+        row = _Row(params)
+        with self._guard:
+            self._waiting.append(row)
+        with self._turn:
+            if not row.settled:
+                with self._guard:
+                    group, self._waiting = self._waiting, []
+                self._commit(engine, group)
+        if row.error is not None:
+            raise row.error
+
+    def _commit(self, engine: sa.Engine, group: list[_Row]) -> None:
         try:
-            _execute_once(engine, statement, params)
-            return
-        except _Disconnected:
-            if last_try:
-                raise
-        except dbapi_error as exc:
-            # Without the parameters: they carry people's data.
-            raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+            self._settle(engine, group)
+        finally:
+            if not self._waiting:
+                self._give_back()
+            # Interrupted (a stopping worker): no caller may take its row as stored.
+            interrupted = ConnectionAbortedError("interrupted before its commit")
+            for row in group:
+                if not row.settled:
+                    row.error = sa.exc.OperationalError(self.inserts[0], None, interrupted)
+                    row.settled = True
+
+    def _settle(self, engine: sa.Engine, group: list[_Row]) -> None:
+        errors: list[sa.exc.DBAPIError | None]
+        try:
+            self._execute(engine, [row.params for row in group])
+            errors = [None] * len(group)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            errors = [exc] * len(group)  # the store is unavailable, for every row
+        except sa.exc.DBAPIError as exc:  # a row was refused: it alone must fail
+            errors = [exc] if len(group) == 1 else [self._alone(engine, row) for row in group]
+        for row, error in zip(group, errors, strict=True):
+            row.error, row.settled = error, True
+
+    def _alone(self, engine: sa.Engine, row: _Row) -> sa.exc.DBAPIError | None:
+        try:
+            self._execute(engine, [row.params])
+        except sa.exc.DBAPIError as exc:
+            return exc
+        return None
+
+    def _execute(self, engine: sa.Engine, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement for `rows`, committed; after a restart of the server, tried once
+        more on a fresh connection. Errors as `writing`'s (sa.exc.DBAPIError), without
+        the parameters: they carry people's data."""
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        for last_try in (False, True):
+            try:
+                driver = self._driver(engine)
+                with _writers_turn(engine):  # as short as it can be: others wait for it
+                    _execute(driver, self.inserts, rows)
+                return
+            except dbapi_error as exc:
+                if self._connection is not None and engine.dialect.is_disconnect(
+                    exc, self._connection.driver_connection, None
+                ):
+                    self._connection.invalidate()
+                    self._connection = None
+                    if not last_try:
+                        continue
+                raise sa.exc.DBAPIError.instance(self.inserts[0], None, exc, dbapi_error) from exc
+
+    def _driver(self, engine: sa.Engine) -> Any:
+        if self._connection is None:
+            self._connection = engine.raw_connection()  # a failure is the driver's error
+            _autocommit(self._connection.driver_connection, True)
+        return self._connection.driver_connection
+
+    def _give_back(self) -> None:
+        if self._connection is not None:
+            _autocommit(self._connection.driver_connection, False)
+            self._connection.close()
+            self._connection = None
 
 
-class _Disconnected(sa.exc.DBAPIError):
-    """The server closed a pooled connection (a restart): worth one more try."""
+def _autocommit(driver: Any, on: bool) -> None:
+    """psycopg's switch; pysqlite's connections autocommit already (create_engine)."""
+    if hasattr(driver, "autocommit"):
+        driver.autocommit = on
 
 
-def _execute_once(engine: sa.Engine, statement: str, params: tuple[Any, ...]) -> None:
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    conn = engine.raw_connection()  # a failure to connect is raised as the driver's error
-    try:
-        with _writers_turn(engine):  # as short as it can be: others wait for it
-            _execute_alone(engine.dialect.name, conn.driver_connection, statement, params)
-    except dbapi_error as exc:
-        if not engine.dialect.is_disconnect(exc, conn.driver_connection, None):
+def _inserts(dialect: sa.Dialect, table: sa.Table, columns: Sequence[str]) -> tuple[str, str]:
+    """The inserts of one row and of several, with the driver's placeholders. Several
+    rows on PostgreSQL: one statement taking an array per column (binary: nothing to
+    escape); on SQLite, the one row's statement run per row in one transaction."""
+    one = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+    if dialect.name != "postgresql":
+        return one + f"({', '.join('?' for _ in columns)})", ""
+    types = [table.c[c].type.compile(dialect=dialect) for c in columns]
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
+    many = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+    return one + f"({', '.join('%s' for _ in columns)})", many
+
+
+def _execute(driver: Any, inserts: tuple[str, str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """On a connection in autocommit (`_autocommit`)."""
+    one, many = inserts
+    if len(rows) == 1:
+        driver.execute(one, rows[0])
+    elif many:
+        driver.execute(many, [list(column) for column in zip(*rows, strict=True)])
+    else:
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            driver.executemany(one, rows)
+            driver.execute("COMMIT")
+        except BaseException:
+            if driver.in_transaction:
+                driver.execute("ROLLBACK")
             raise
-        conn.invalidate()
-        raise _Disconnected(statement, None, exc) from exc
-    finally:
-        conn.close()
-
-
-def _execute_alone(dialect: str, driver: Any, statement: str, params: tuple[Any, ...]) -> None:
-    if dialect != "postgresql":
-        driver.execute(statement, params)  # pysqlite autocommits here (create_engine)
-        return
-    driver.autocommit = True
-    try:
-        driver.execute(statement, params)
-    finally:
-        driver.autocommit = False
 
 
 @contextmanager

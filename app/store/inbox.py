@@ -6,6 +6,7 @@ intake (app/pipeline/intake.py), one worker at a time.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,12 +22,17 @@ INTAKE_LOCK = 0x64726970
 
 
 def put(engine: sa.Engine, kind: str, body: str, now: float, browser: bool = False) -> None:
-    """Store one tracking-API request, committed on return (its only statement);
-    `browser` when it came with BROWSER_WRITE_KEY."""
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    columns = "kind, body, received_at, browser"
-    insert = f"INSERT INTO inbox ({columns}) VALUES ({mark}, {mark}, {mark}, {mark})"
-    store.execute_alone(engine, insert, (kind, body, now, browser))
+    """Store one tracking-API request, committed on return (with the requests that
+    arrived at the same time); `browser` when it came with BROWSER_WRITE_KEY."""
+    group = _groups.get(engine)
+    if group is None:
+        columns = ("kind", "body", "received_at", "browser")
+        group = _groups.setdefault(engine, store.GroupCommit(engine.dialect, inbox, columns))
+    group.insert(engine, (kind, body, now, browser))
+
+
+# One group commit per engine (each process has its own).
+_groups: weakref.WeakKeyDictionary[sa.Engine, store.GroupCommit] = weakref.WeakKeyDictionary()
 
 
 def oldest(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:

@@ -55,7 +55,10 @@ def preflight() -> Response:
 
 def with_headers(config: Config, request: Request, response: Response) -> Response:
     """Access-Control-Allow-Origin on every answer to an allowed page, errors included,
-    so the page (and analytics.js) can read what went wrong."""
+    so the page (and analytics.js) can read what went wrong. Without BROWSER_ORIGINS no
+    answer depends on Origin, and none is touched."""
+    if not config.browser_origins:
+        return response
     if ANY not in config.browser_origins:
         response.vary.add("Origin")
     origin = request.headers.get("Origin")
