@@ -8,13 +8,13 @@ import os
 import statistics
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from app.simulators.postgres import fresh_database
 from app.simulators.server import answers, stop, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,22 +90,14 @@ class Processes:
 @contextlib.contextmanager
 def postgres_database(prefix: str) -> Iterator[str | None]:
     """A fresh database on the local PostgreSQL (None when unreachable), dropped afterwards."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as exc:
-        print(f"PostgreSQL unreachable, skipped: {type(exc).__name__}", file=sys.stderr)
-        admin.dispose()
-        yield None
-        return
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with contextlib.ExitStack() as stack:
+        try:
+            database = stack.enter_context(fresh_database(POSTGRES_ADMIN_URL, prefix))
+        except sa.exc.OperationalError as exc:
+            print(f"PostgreSQL unreachable, skipped: {type(exc).__name__}", file=sys.stderr)
+            yield None
+            return
+        yield database.render_as_string(hide_password=False)
 
 
 def cpu_seconds(pid: int) -> float:

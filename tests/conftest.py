@@ -8,9 +8,8 @@ the Postgres half is skipped, except under CI=true, where it fails.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from app.delivery.runner import create_worker
 from app.delivery.worker import Worker
 from app.factory import create_app
 from app.simulators.drip import FakeDrip
+from app.simulators.postgres import fresh_database
 from app.simulators.segment import FakeSegment
 from app.store import tables, upgrade
 
@@ -45,23 +45,18 @@ POSTGRES_ADMIN_URL = os.environ.get(
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the machine's PostgreSQL for this test session."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"drip_bridge_test_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {type(exc).__name__}")
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    engine = sa.create_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with ExitStack() as stack:
+        try:
+            database = stack.enter_context(fresh_database(POSTGRES_ADMIN_URL, "drip_bridge_test"))
+        except sa.exc.OperationalError as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is required under CI=true but unreachable: {exc}")
+            pytest.skip(f"PostgreSQL unreachable: {type(exc).__name__}")
+        url = database.render_as_string(hide_password=False)
+        engine = sa.create_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 def required(what: str, how: str) -> None:

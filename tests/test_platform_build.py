@@ -13,15 +13,17 @@ import shlex
 import shutil
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import requests
 import sqlalchemy as sa
 
 from app.simulators.drip import FakeDrip
+from app.simulators.postgres import fresh_database
 from app.simulators.server import answers, free_port, wait_until
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, POSTGRES_ADMIN_URL, WRITE_KEY
 from tests.processes import BIN, ROOT
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.slow
 DEV_ONLY = ("pytest", "hypothesis", "ruff", "mypy", "playwright", "honcho")
 
 
-def unavailable(why: str) -> None:
+def unavailable(why: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"required under CI=true: {why}")
     pytest.skip(why)
@@ -41,24 +43,17 @@ def find_uv() -> str:
         if candidate and Path(candidate).is_file():
             return str(Path(candidate).resolve())  # the build runs in another folder
     unavailable("uv is not installed (make installs it)")
-    raise AssertionError  # unreachable: unavailable() fails or skips
 
 
 @pytest.fixture
 def fresh_postgres() -> Iterator[str]:
     """A new, empty database, as the add-on hands it out: `postgres://...`."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"drip_bridge_slug_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as exc:
-        unavailable(f"PostgreSQL unreachable: {type(exc).__name__}")
-    url = admin.url.set(drivername="postgres", database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with ExitStack() as stack:
+        try:
+            database = stack.enter_context(fresh_database(POSTGRES_ADMIN_URL, "drip_bridge_slug"))
+        except sa.exc.OperationalError as exc:
+            unavailable(f"PostgreSQL unreachable: {type(exc).__name__}")
+        yield database.set(drivername="postgres").render_as_string(hide_password=False)
 
 
 def clean_clone(into: Path) -> Path:
