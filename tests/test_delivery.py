@@ -179,11 +179,11 @@ def test_a_persons_later_update_waits_for_the_earlier_one(
 def test_work_held_by_a_dead_worker_is_taken_up_after_the_lease(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
-    from app.store import outbox as store
+    from app.store import claims
 
     post(client, IDENTIFY)
     with app.extensions["engine"].begin() as conn:
-        assert len(store.claim(conn, "drip", 10, time.time(), lease=60)) == 1  # then it "dies"
+        assert len(claims.claim(conn, "drip", 10, time.time(), lease=60)) == 1  # then it "dies"
     worker = create_worker(app)
     assert not worker.step()  # still leased
     with app.extensions["engine"].begin() as conn:

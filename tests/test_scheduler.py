@@ -17,7 +17,7 @@ from app.delivery.drip_sender import DripSender
 from app.delivery.runner import create_worker
 from app.simulators.drip import FakeDrip
 from app.simulators.drip_people import People
-from app.store import outbox as store
+from app.store import claims, outbox
 from tests.conftest import ACCOUNT_ID, WRITE_KEY, drain
 from tests.helpers import bearer, dumps, metrics, rows
 
@@ -75,9 +75,9 @@ def test_a_record_drip_would_refuse_is_dead_lettered_instead_of_vanishing_in_a_b
     client.post("/segment", data=dumps(identifies(10)), headers=HEADERS)
     with app.extensions["engine"].begin() as conn:
         bad = {"email": "not-an-address"}
-        store.enqueue(
+        outbox.enqueue(
             conn,
-            [store.Pending("m-bad", "drip", "subscriber", "broken", "broken", bad)],
+            [outbox.Pending("m-bad", "drip", "subscriber", "broken", "broken", bad)],
             time.time(),
         )
     worker.step()
@@ -188,14 +188,14 @@ def test_a_persons_subscriber_updates_are_never_split_across_two_calls_in_flight
 
     def claim_runs(people: int, rows: int) -> list[Any]:
         with app.extensions["engine"].begin() as conn:
-            found = store.run_candidates(conn, "drip", "subscriber", now, people=people, rows=rows)
-            return store.lease(conn, [c.id for c in found], now, 60)
+            found = claims.run_candidates(conn, "drip", "subscriber", now, people=people, rows=rows)
+            return claims.lease(conn, [c.id for c in found], now, 60)
 
     first = claim_runs(1, 2)
     assert [r.message_id for r in first] == ["a-True-0", "b-True-0"]  # u0's first two
     second = claim_runs(10, 100)  # another process, while those are in flight
     with app.extensions["engine"].begin() as conn:
-        single = store.claim(conn, "drip", 10, now, admit=lambda candidates: True)
+        single = claims.claim(conn, "drip", 10, now, admit=lambda candidates: True)
     assert [r.message_id for r in second] == ["a-True-1", "b-True-1", "c-True-1"]
     assert single == []  # u0's third update waits for the two in flight; u1's are claimed
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import counters, inbox, outbox, retention, workers
+from app.store import claims, counters, inbox, outbox, retention, workers
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Worker:
         *,
         intake: Callable[[], bool] | None = None,
         name: str | None = None,
-        lease: float = outbox.LEASE_SECONDS,
+        lease: float = claims.LEASE_SECONDS,
         keep_for: float | None = None,
     ) -> None:
         self.engine = engine
@@ -188,7 +188,7 @@ class Worker:
 
     def _step(self, sender: Sender, now: float) -> bool:
         with store.writing(self.engine) as conn:
-            due = outbox.due_counts(conn, sender.destination, now)
+            due = claims.due_counts(conn, sender.destination, now)
             recently = time.monotonic() - self._mapped_at < ARRIVING_FOR
             arriving = bool(due) and (recently or inbox.waiting(conn) > 0)
         lanes = sender.lanes(due, self._quiet(arriving)) if due else []
@@ -225,23 +225,23 @@ class Worker:
         SQLite), so each token is one decision, whatever number of processes deliver.
         """
         with store.writing(self.engine) as conn:
-            outbox.lock_claims(conn, dest)
+            claims.lock_claims(conn, dest)
             offers = [
-                (lane, outbox.run_candidates(conn, dest, lane.kind or "", now,
+                (lane, claims.run_candidates(conn, dest, lane.kind or "", now,
                                              people=lane.limit, rows=lane.rows or lane.limit))
                 for lane in lanes
             ]  # fmt: skip
             lane, candidates = max(offers, key=lambda offer: _records(*offer))
             if not candidates or not lane.admit(candidates):
                 return lane, []
-            return lane, outbox.lease(conn, [c.id for c in candidates], now, self.lease)
+            return lane, claims.lease(conn, [c.id for c in candidates], now, self.lease)
 
     def _claim(self, dest: str, lane: Lane, now: float) -> list[Row]:
         """Lease the lane's rows once `lane.admit` has taken what their call needs."""
         with store.writing(self.engine) as conn:
-            claimed = outbox.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
+            claimed = claims.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
             if len(claimed) == 1 and claimed[0].kind == lane.run_kind:
-                claimed = outbox.claim_run_of(conn, claimed[0], now, self.lease)
+                claimed = claims.claim_run_of(conn, claimed[0], now, self.lease)
             return claimed
 
     def _deliver(self, sender: Sender, rows: Sequence[Row], lane: Lane) -> None:
