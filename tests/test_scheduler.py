@@ -179,21 +179,47 @@ def test_a_batch_carries_several_events_of_one_person_in_order(
         assert mine == list(range(20))
 
 
+def claim_runs(app: Flask, kind: str, now: float, *, people: int, rows: int) -> list[Any]:
+    """Lease what a batch call of `kind` would carry, as the worker's batch claim does."""
+    with app.extensions["engine"].begin() as conn:
+        found = claims.run_candidates(conn, "drip", kind, now, people=people, rows=rows)
+        return claims.lease(conn, [c.id for c in found], now, 60)
+
+
+def test_a_batch_takes_whole_runs_so_a_batch_claimed_while_it_is_in_flight_is_full_too(
+    client: FlaskClient, app: Flask
+) -> None:
+    client.post("/segment", data=dumps(tracks(4, 10)), headers=HEADERS)  # interleaved in time
+    now = time.time()
+    first = claim_runs(app, "event", now, people=1000, rows=20)
+    second = claim_runs(app, "event", now, people=1000, rows=20)  # another process, meanwhile
+    third = claim_runs(app, "event", now, people=1000, rows=20)
+    assert [r.message_id for r in first] == [f"t{p}-{n}" for n in range(10) for p in (0, 1)]
+    assert [r.message_id for r in second] == [f"t{p}-{n}" for n in range(10) for p in (2, 3)]
+    assert third == []
+
+
+def test_a_run_read_past_the_rows_scanned_stops_before_the_persons_next_other_kind(
+    client: FlaskClient, app: Flask
+) -> None:
+    before, after = tracks(4, 6), tracks(4, 10)[24:]  # n 0-5, then n 6-9
+    client.post("/segment", data=dumps([*before, *identifies(1), *after]), headers=HEADERS)
+    now = time.time()
+    first = claim_runs(app, "event", now, people=1, rows=8)  # scans 16 rows: u0's first 4
+    assert [r.message_id for r in first] == [f"t0-{n}" for n in range(6)]  # then u0's identify
+    second = claim_runs(app, "event", now, people=1, rows=8)
+    assert [r.message_id for r in second] == [f"t1-{n}" for n in range(8)]
+
+
 def test_a_persons_subscriber_updates_are_never_split_across_two_calls_in_flight(
     client: FlaskClient, app: Flask
 ) -> None:
     client.post("/segment", data=dumps(engage(2, [("a", True), ("b", True), ("c", True)])),
                 headers=HEADERS)  # fmt: skip
     now = time.time()
-
-    def claim_runs(people: int, rows: int) -> list[Any]:
-        with app.extensions["engine"].begin() as conn:
-            found = claims.run_candidates(conn, "drip", "subscriber", now, people=people, rows=rows)
-            return claims.lease(conn, [c.id for c in found], now, 60)
-
-    first = claim_runs(1, 2)
+    first = claim_runs(app, "subscriber", now, people=1, rows=2)
     assert [r.message_id for r in first] == ["a-True-0", "b-True-0"]  # u0's first two
-    second = claim_runs(10, 100)  # another process, while those are in flight
+    second = claim_runs(app, "subscriber", now, people=10, rows=100)  # while those are in flight
     with app.extensions["engine"].begin() as conn:
         single = claims.claim(conn, "drip", 10, now, admit=lambda candidates: True)
     assert [r.message_id for r in second] == ["a-True-1", "b-True-1", "c-True-1"]

@@ -105,22 +105,82 @@ def run_candidates(
 
     A batch call carries a person's consecutive rows together, in order; a row behind
     one of another kind, or behind one in flight or waiting for a retry, waits. People
-    are taken oldest first. Read under `lock_claims`, then `lease` what is sent.
+    are taken oldest first, each with their whole run (as far as `rows` allows), so a
+    batch holds as few people as it can: a batch claimed while it is in flight is filled
+    from everyone else's runs, not from the ends of its people's. Read under
+    `lock_claims`, then `lease` what is sent.
     """
     runs = sa.and_(due_rows(destination, now), outbox.c.kind == kind, _unblocked(kind, now))
-    oldest = (
-        sa.select(outbox.c.person).where(runs).order_by(outbox.c.id).limit(2 * max(people, rows))
-    )
-    chosen = list(dict.fromkeys(conn.execute(oldest).scalars()))[:people]
-    if not chosen:
-        return []
-    query = (
+    horizon = 2 * max(people, rows)
+    scan = (
         sa.select(outbox.c.id, outbox.c.person, outbox.c.received_at)
-        .where(runs, outbox.c.person.in_(chosen))
+        .where(runs)
         .order_by(outbox.c.id)
-        .limit(rows)
+        .limit(horizon)
     )
-    return list(conn.execute(query))
+    found: list[sa.Row[Any]] = list(conn.execute(scan))
+    own: dict[str, list[sa.Row[Any]]] = {}
+    for row in found:
+        own.setdefault(row.person, []).append(row)
+    chosen = list(own)[:people]
+    # Runs that may go on past the rows scanned: those of people with later rows.
+    longer = (
+        _with_rows_after(conn, destination, chosen, found[-1].id)
+        if len(found) == horizon
+        else set()
+    )
+    taken: list[sa.Row[Any]] = []
+    for person in chosen:
+        run, left = own[person], rows - len(taken)
+        if len(run) < left and person in longer:
+            run = run + _rest_of_run(conn, destination, kind, now, run[-1], left - len(run))
+        taken += run[:left]
+        if len(taken) >= rows:
+            break
+    return sorted(taken, key=lambda row: row.id)
+
+
+def _with_rows_after(
+    conn: sa.Connection, destination: str, people: Sequence[str], after: int
+) -> set[str]:
+    """Those of `people` with pending rows after id `after`."""
+    query = (
+        sa.select(outbox.c.person)
+        .distinct()
+        .where(
+            outbox.c.destination == destination,
+            outbox.c.person.in_(people),
+            outbox.c.state == State.PENDING,
+            outbox.c.id > after,
+        )
+    )
+    return set(conn.execute(query).scalars())
+
+
+def _rest_of_run(
+    conn: sa.Connection, destination: str, kind: str, now: float, last: sa.Row[Any], limit: int
+) -> list[sa.Row[Any]]:
+    """Up to `limit` rows of `last`'s person that carry on its run: their pending rows
+    after it, up to the first of another kind or not due."""
+    query = (
+        sa.select(outbox.c.id, outbox.c.person, outbox.c.received_at, outbox.c.kind,
+                  outbox.c.available_at)
+        .where(
+            outbox.c.destination == destination,
+            outbox.c.person == last.person,
+            outbox.c.state == State.PENDING,
+            outbox.c.id > last.id,
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )  # fmt: skip
+    rest: list[sa.Row[Any]] = []
+    following: list[sa.Row[Any]] = list(conn.execute(query))
+    for row in following:
+        if row.kind != kind or row.available_at > now:
+            break
+        rest.append(row)
+    return rest
 
 
 def lease(conn: sa.Connection, ids: Sequence[int], now: float, seconds: float) -> list[sa.Row[Any]]:
