@@ -21,7 +21,17 @@ from app.delivery.worker import Worker
 from app.simulators.drip import FakeDrip
 from app.store.tables import outbox
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY, drain
-from tests.helpers import IDENTIFY, INVALID_EMAIL, TRACK, answer, bearer, dumps, metrics, rows
+from tests.helpers import (
+    IDENTIFY,
+    INVALID_EMAIL,
+    TRACK,
+    answer,
+    arrivals_over,
+    bearer,
+    dumps,
+    metrics,
+    rows,
+)
 
 HEADERS = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
 
@@ -202,6 +212,7 @@ def test_several_workers_never_send_a_row_twice(
         for i in range(120)
     ]
     post(client, *messages)
+    arrivals_over(app)
     workers = [create_worker(app) for _ in range(4)]
     threads = [threading.Thread(target=drain, args=(w, 500)) for w in workers]
     for thread in threads:

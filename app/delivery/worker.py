@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import claims, counters, inbox, outbox, retention, workers
+from app.store import claims, counters, inbox, outbox, received, retention, workers
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 SET_ASIDE_AFTER = 5
 HEARTBEAT_EVERY = 10.0  # seconds between heartbeats, and between prunings
 INTAKE_SECONDS = 0.5  # a step maps waiting requests for this long at most, then delivers
-# Requests count as still arriving while the inbox holds some, or for this long after
-# this worker last mapped one (another may be on its way).
-ARRIVING_FOR = 1.0
+# Segment's requests (/segment, /v1) count as still arriving while the inbox holds some,
+# and for this long after the newest one arrived, whichever process took it: another
+# may be on its way (a loaded machine put up to 3 s between one client's requests).
+ARRIVING_FOR = 5.0
 Row = sa.Row[Any]
 
 
@@ -81,7 +82,7 @@ class Sender(Protocol):
 
     def lanes(self, due: Mapping[str, int], quiet: float) -> list[Lane]:
         """What to claim now, given how many rows of each kind are due and for how many
-        seconds no request has been arriving (0: requests are still being mapped)."""
+        seconds no request has been arriving (0: requests are still arriving)."""
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
         """Send `rows`, yielding results (error None: delivered) as groups finish."""
@@ -117,6 +118,15 @@ def _unforeseen(row: Row, exc: Exception) -> DeliveryError:
     )
 
 
+def _quiet(conn: sa.Connection, now: float) -> float:
+    """Seconds since Segment's requests stopped arriving (0 while they arrive), read
+    from the store: every process sees the same, whichever one took the requests."""
+    if inbox.waiting(conn) > 0:
+        return 0.0
+    newest = received.latest(conn, "segment")
+    return float("inf") if newest is None else max(0.0, now - newest - ARRIVING_FOR)
+
+
 class Worker:
     def __init__(
         self,
@@ -137,8 +147,6 @@ class Worker:
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
         self._stop = threading.Event()
-        self._mapped_at = float("-inf")  # time.monotonic() of this worker's last intake
-        self._quiet_since = float("-inf")  # when requests last stopped arriving (inf: they are)
 
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         """Step until `stop` is set; sleep `idle` seconds whenever there was nothing to do.
@@ -181,7 +189,6 @@ class Worker:
         deadline = time.monotonic() + INTAKE_SECONDS
         while self.intake is not None and self.intake():
             found = True
-            self._mapped_at = time.monotonic()
             if time.monotonic() > deadline:
                 break
         return found
@@ -189,9 +196,8 @@ class Worker:
     def _step(self, sender: Sender, now: float) -> bool:
         with store.writing(self.engine) as conn:
             due = claims.due_counts(conn, sender.destination, now)
-            recently = time.monotonic() - self._mapped_at < ARRIVING_FOR
-            arriving = bool(due) and (recently or inbox.waiting(conn) > 0)
-        lanes = sender.lanes(due, self._quiet(arriving)) if due else []
+            quiet = _quiet(conn, time.time()) if due else 0.0
+        lanes = sender.lanes(due, quiet) if due else []
         found = False
         batches = [lane for lane in lanes if lane.batch_endpoint]
         if batches:
@@ -208,15 +214,6 @@ class Worker:
                     found = True
                     self._deliver(sender, rows, lane)
         return found
-
-    def _quiet(self, arriving: bool) -> float:
-        """Seconds since requests stopped arriving (0 while they arrive)."""
-        if arriving:
-            self._quiet_since = float("inf")
-            return 0.0
-        if self._quiet_since == float("inf"):
-            self._quiet_since = time.monotonic()
-        return time.monotonic() - self._quiet_since
 
     def _claim_batch(self, dest: str, lanes: list[Lane], now: float) -> tuple[Lane, list[Row]]:
         """The fullest batch the lanes offer, leased once its lane admits it (takes a token).
