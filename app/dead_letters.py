@@ -1,6 +1,6 @@
 """`drip-bridge dead-letters list / replay / discard`: act on what could not be delivered.
 
-The store work is in `app.store.outbox`; these commands parse, call and print.
+The store work is in `app.store.dead_letters`; these commands parse, call and print.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app import store
-from app.store import outbox
+from app.store import dead_letters, outbox
 
 Action = Callable[[sa.Connection, Sequence[int] | None, str | None, float], list[int]]
 COLUMNS = ("id", "destination", "kind", "person", "attempts", "dead_at", "error_code", "error")
@@ -78,8 +78,8 @@ def table(rows: Sequence[sa.Row[Any]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON, with the body and original message.")
 def list_command(limit: int, destination: str | None, as_json: bool) -> None:
     with store.reading(store.engine()) as conn:
-        rows = outbox.dead_letters(conn, destination, limit)
-        total = outbox.count_dead(conn, destination) if len(rows) == limit else len(rows)
+        rows = dead_letters.read(conn, destination, limit)
+        total = dead_letters.count(conn, destination) if len(rows) == limit else len(rows)
     if as_json:
         click.echo(json.dumps([as_dict(row) for row in rows], indent=2, ensure_ascii=False))
     elif not rows:
@@ -109,7 +109,7 @@ def apply(action: Action, done: str, ids: tuple[int, ...], every: bool, dest: st
 @click.option("--all", "every", is_flag=True, help="Every dead letter (of --destination).")
 @destination_option
 def replay_command(ids: tuple[int, ...], every: bool, destination: str | None) -> None:
-    apply(outbox.replay, "replayed", ids, every, destination)
+    apply(dead_letters.replay, "replayed", ids, every, destination)
 
 
 @group.command(
@@ -119,7 +119,7 @@ def replay_command(ids: tuple[int, ...], every: bool, destination: str | None) -
 @click.option("--all", "every", is_flag=True, help="Every dead letter (of --destination).")
 @destination_option
 def discard_command(ids: tuple[int, ...], every: bool, destination: str | None) -> None:
-    apply(outbox.discard, "discarded", ids, every, destination)
+    apply(dead_letters.discard, "discarded", ids, every, destination)
 
 
 def init_app(app: Flask) -> None:

@@ -1,8 +1,8 @@
 """Backlog scale: the claims and the worker's memory with 10k and 1M pending rows.
 
 Each store (SQLite, PostgreSQL) gets two outboxes, 10k and 1M pending "drip" rows over
-100k people; claims (one-by-one calls' `outbox.claim` of 1000 and 10, and a batch call's
-`outbox.run_candidates` + `lease` of 1000) are timed alternately on the two, each in
+100k people; claims (one-by-one calls' `claims.claim` of 1000 and 10, and a batch call's
+`claims.run_candidates` + `lease` of 1000) are timed alternately on the two, each in
 its own transaction, and the claimed rows are made due again after each one, so every
 claim does the same work.
 Then a real `drip-bridge worker` delivers to the fake Drip for a while: its peak RSS.
@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.simulators.server import wait_until
-from app.store import create_engine, outbox, upgrade
+from app.store import claims, create_engine, upgrade
 from app.store.tables import outbox as outbox_table
 from bench.common import (
     BIN,
@@ -99,12 +99,12 @@ def timed_claim(engine: sa.Engine, limit: int, runs: bool = False) -> tuple[floa
     started = time.perf_counter()
     with engine.begin() as conn:
         if runs:
-            outbox.lock_claims(conn, "drip")
+            claims.lock_claims(conn, "drip")
             now = time.time()
-            found = outbox.run_candidates(conn, "drip", "event", now, people=limit, rows=limit)
-            rows = outbox.lease(conn, [c.id for c in found], now, outbox.LEASE_SECONDS)
+            found = claims.run_candidates(conn, "drip", "event", now, people=limit, rows=limit)
+            rows = claims.lease(conn, [c.id for c in found], now, claims.LEASE_SECONDS)
         else:
-            rows = outbox.claim(conn, "drip", limit, time.time())
+            rows = claims.claim(conn, "drip", limit, time.time())
     took = time.perf_counter() - started
     with engine.begin() as conn:
         conn.execute(
@@ -141,7 +141,7 @@ def claim_times(
 
 
 class _Capture:
-    """Stands in for a connection: keeps the statement `outbox.claim` would execute."""
+    """Stands in for a connection: keeps the statement `claims.claim` would execute."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self.dialect = dialect
@@ -153,9 +153,9 @@ class _Capture:
 
 
 def claim_statement(engine: sa.Engine) -> tuple[str, Any]:
-    """The SQL and DBAPI parameters of a claim of 1000, as `outbox.claim` builds it."""
+    """The SQL and DBAPI parameters of a claim of 1000, as `claims.claim` builds it."""
     capture = _Capture(engine.dialect)
-    outbox.claim(capture, "drip", 1000, time.time())  # type: ignore[arg-type]
+    claims.claim(capture, "drip", 1000, time.time())  # type: ignore[arg-type]
     compiled = capture.statement.compile(dialect=engine.dialect)
     params = compiled.construct_params()
     if compiled.positiontup is not None:  # SQLite: qmark
@@ -247,8 +247,8 @@ def measure(kind: str, urls: dict[int, str], args: argparse.Namespace, drip_url:
 
 def ratios(figures: dict[str, Any], small: str, big: str) -> None:
     """Claim time big/small per limit, in place."""
-    for claims in figures["claim"].values():
-        claims["ratio"] = claims[big]["median_ms"] / claims[small]["median_ms"]
+    for series in figures["claim"].values():
+        series["ratio"] = series[big]["median_ms"] / series[small]["median_ms"]
 
 
 def render(results: dict[str, Any], small: str, big: str) -> str:

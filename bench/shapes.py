@@ -224,8 +224,17 @@ def run(shape: str, mode: str, windows: int) -> dict[str, Any]:
     inside = [c for c in calls if c.at < start + windows * WINDOW]
     records = sum(_records(c.json) for c in inside)
     of_maximum = round(records / (windows * MAXIMUM), 3)
+    records_in = [0] * windows
+    for c in inside:
+        records_in[int((c.at - start) // WINDOW)] += _records(c.json)
+    batches = [_records(c.json) for c in inside if _is_batch(c.path)]
     return row | {"messages": len(sent), "records": records, "calls": len(inside),
-                  "windows": windows, "of_maximum": of_maximum}  # fmt: skip
+                  "windows": windows, "per_window": "/".join(map(str, records_in)),
+                  "batches": "/".join(map(str, batches)), "of_maximum": of_maximum}  # fmt: skip
+
+
+def _is_batch(path: str) -> bool:
+    return path.endswith(("/batches", "/batch"))
 
 
 def goal(people: int, scale: float) -> dict[str, Any]:

@@ -21,7 +21,17 @@ from app.delivery.worker import Worker
 from app.simulators.drip import FakeDrip
 from app.store.tables import outbox
 from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY, drain
-from tests.helpers import IDENTIFY, INVALID_EMAIL, TRACK, answer, bearer, dumps, metrics, rows
+from tests.helpers import (
+    IDENTIFY,
+    INVALID_EMAIL,
+    TRACK,
+    answer,
+    arrivals_over,
+    bearer,
+    dumps,
+    metrics,
+    rows,
+)
 
 HEADERS = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
 
@@ -179,11 +189,11 @@ def test_a_persons_later_update_waits_for_the_earlier_one(
 def test_work_held_by_a_dead_worker_is_taken_up_after_the_lease(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
-    from app.store import outbox as store
+    from app.store import claims
 
     post(client, IDENTIFY)
     with app.extensions["engine"].begin() as conn:
-        assert len(store.claim(conn, "drip", 10, time.time(), lease=60)) == 1  # then it "dies"
+        assert len(claims.claim(conn, "drip", 10, time.time(), lease=60)) == 1  # then it "dies"
     worker = create_worker(app)
     assert not worker.step()  # still leased
     with app.extensions["engine"].begin() as conn:
@@ -202,6 +212,7 @@ def test_several_workers_never_send_a_row_twice(
         for i in range(120)
     ]
     post(client, *messages)
+    arrivals_over(app)
     workers = [create_worker(app) for _ in range(4)]
     threads = [threading.Thread(target=drain, args=(w, 500)) for w in workers]
     for thread in threads:

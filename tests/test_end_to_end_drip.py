@@ -161,6 +161,7 @@ def test_serve_runs_web_and_delivery_in_one_command(
     wait_until("the identify at Drip", lambda: bool(fake_drip.records("subscriber")))
     assert fake_segment.messages()[0]["messageId"] == answer["id"]
     assert fake_drip.records("subscriber") == [{"email": "p7@example.com", "user_id": "u7"}]
+    assert "Traceback" not in procs.log("serve")  # e.g. from a thread gevent's workers refuse
 
 
 def test_preloaded_gunicorn_with_delivery_in_its_workers_still_sends(

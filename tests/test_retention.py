@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from app.config import Config, ConfigError
 from app.delivery.runner import create_worker
 from app.simulators.drip import FakeDrip
-from app.store import outbox, people, received, retention, workers
+from app.store import dead_letters, people, received, retention, workers
 from app.store.tables import campaign_members, identities
 from app.store.tables import outbox as outbox_table
 from app.store.tables import received as received_table
@@ -66,7 +66,7 @@ def test_only_what_waits_and_the_dead_letters_outlive_the_retention(
                             "campaign_members": 0, "workers": 0}  # fmt: skip
     assert sorted(r.state for r in rows(app)) == ["dead", "pending"]
     with app.extensions["engine"].connect() as conn:
-        (dead,) = outbox.dead_letters(conn)
+        (dead,) = dead_letters.read(conn)
     assert dead.message == IDENTIFY  # the original message stays beside its dead letter
 
 

@@ -17,11 +17,12 @@ from app.delivery.drip_sender import DripSender
 from app.delivery.runner import create_worker
 from app.simulators.drip import FakeDrip
 from app.simulators.drip_people import People
-from app.store import outbox as store
+from app.store import claims, outbox
 from tests.conftest import ACCOUNT_ID, WRITE_KEY, drain
-from tests.helpers import bearer, dumps, metrics, rows
+from tests.helpers import arrivals_over, basic, bearer, dumps, metrics, rows
 
-HEADERS = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
+JSON = {"Content-Type": "application/json"}
+HEADERS = JSON | bearer(WRITE_KEY)
 
 
 def identifies(n: int, start: int = 0) -> list[dict[str, Any]]:
@@ -44,10 +45,16 @@ def paths(fake: FakeDrip) -> list[str]:
     return [c.path.removeprefix(f"/v2/{ACCOUNT_ID}/") for c in fake.calls()]
 
 
+def post_all(client: FlaskClient, messages: list[dict[str, Any]]) -> None:
+    """Post to /segment; then nothing more arrives (the scheduler waits for no more)."""
+    client.post("/segment", data=dumps(messages), headers=HEADERS)
+    arrivals_over(client.application)
+
+
 def test_a_small_backlog_goes_out_one_by_one(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
-    client.post("/segment", data=dumps(identifies(3)), headers=HEADERS)
+    post_all(client, identifies(3))
     drain(create_worker(app))
     assert paths(fake_drip) == ["subscribers"] * 3
 
@@ -56,7 +63,7 @@ def test_a_backlog_over_the_individual_budget_goes_through_the_batch_endpoint(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
     worker = create_worker(compressed(app, Rate(5, 60), Rate(2, 60)))  # batch when >= 3 due
-    client.post("/segment", data=dumps(identifies(50)), headers=HEADERS)
+    post_all(client, identifies(50))
     worker.step()
     assert paths(fake_drip) == ["subscribers/batches"]
     (call,) = fake_drip.calls()
@@ -72,12 +79,12 @@ def test_a_record_drip_would_refuse_is_dead_lettered_instead_of_vanishing_in_a_b
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
     worker = create_worker(compressed(app, Rate(5, 60), Rate(2, 60)))
-    client.post("/segment", data=dumps(identifies(10)), headers=HEADERS)
+    post_all(client, identifies(10))
     with app.extensions["engine"].begin() as conn:
         bad = {"email": "not-an-address"}
-        store.enqueue(
+        outbox.enqueue(
             conn,
-            [store.Pending("m-bad", "drip", "subscriber", "broken", "broken", bad)],
+            [outbox.Pending("m-bad", "drip", "subscriber", "broken", "broken", bad)],
             time.time(),
         )
     worker.step()
@@ -93,7 +100,7 @@ def test_when_the_individual_budget_is_spent_the_worker_waits_without_calls(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
     worker = create_worker(compressed(app, Rate(2, 60), Rate(1, 3600)))  # batch when >= 30
-    client.post("/segment", data=dumps(identifies(5)), headers=HEADERS)
+    post_all(client, identifies(5))
     assert worker.step() is True
     assert worker.step() is False  # budget spent: nothing claimed, the loop may sleep
     assert len(fake_drip.calls()) == 2
@@ -106,7 +113,7 @@ def test_a_429_over_the_budget_closes_it_until_the_window_turns(
 ) -> None:
     worker = create_worker(app)
     fake_drip.fail_next(1, status=429, retry_after=30)
-    client.post("/segment", data=dumps(identifies(3)), headers=HEADERS)
+    post_all(client, identifies(3))
     worker.step()
     assert len(fake_drip.calls()) == 1  # the other two were not tried against a closed budget
     sender = worker.senders[0]
@@ -154,9 +161,9 @@ def test_a_token_is_in_hand_before_any_row_is_claimed(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
     worker = create_worker(compressed(app, Rate(1, 3600), Rate(1, 3600)))  # batch when >= 2
-    client.post("/segment", data=dumps(identifies(3)), headers=HEADERS)
+    post_all(client, identifies(3))
     worker.step()  # the only batch token
-    client.post("/segment", data=dumps(identifies(3, start=10)), headers=HEADERS)
+    post_all(client, identifies(3, start=10))
     worker.step()  # no batch token: nothing claimed for a batch; the only single token
     assert worker.step() is False
     assert paths(fake_drip) == ["subscribers/batches", "subscribers"]
@@ -168,7 +175,7 @@ def test_a_batch_carries_several_events_of_one_person_in_order(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
     worker = create_worker(compressed(app, Rate(5, 60), Rate(2, 60)))
-    client.post("/segment", data=dumps(tracks(3, 20)), headers=HEADERS)
+    post_all(client, tracks(3, 20))
     worker.step()
     batch = [c for c in fake_drip.calls() if c.path.endswith("/events/batches")]
     (call,) = batch
@@ -179,23 +186,48 @@ def test_a_batch_carries_several_events_of_one_person_in_order(
         assert mine == list(range(20))
 
 
+def claim_runs(app: Flask, kind: str, now: float, *, people: int, rows: int) -> list[Any]:
+    """Lease what a batch call of `kind` would carry, as the worker's batch claim does."""
+    with app.extensions["engine"].begin() as conn:
+        found = claims.run_candidates(conn, "drip", kind, now, people=people, rows=rows)
+        return claims.lease(conn, [c.id for c in found], now, 60)
+
+
+def test_a_batch_takes_whole_runs_so_a_batch_claimed_while_it_is_in_flight_is_full_too(
+    client: FlaskClient, app: Flask
+) -> None:
+    post_all(client, tracks(4, 10))  # interleaved in time
+    now = time.time()
+    first = claim_runs(app, "event", now, people=1000, rows=20)
+    second = claim_runs(app, "event", now, people=1000, rows=20)  # another process, meanwhile
+    third = claim_runs(app, "event", now, people=1000, rows=20)
+    assert [r.message_id for r in first] == [f"t{p}-{n}" for n in range(10) for p in (0, 1)]
+    assert [r.message_id for r in second] == [f"t{p}-{n}" for n in range(10) for p in (2, 3)]
+    assert third == []
+
+
+def test_a_run_read_past_the_rows_scanned_stops_before_the_persons_next_other_kind(
+    client: FlaskClient, app: Flask
+) -> None:
+    before, after = tracks(4, 6), tracks(4, 10)[24:]  # n 0-5, then n 6-9
+    post_all(client, [*before, *identifies(1), *after])
+    now = time.time()
+    first = claim_runs(app, "event", now, people=1, rows=8)  # scans 16 rows: u0's first 4
+    assert [r.message_id for r in first] == [f"t0-{n}" for n in range(6)]  # then u0's identify
+    second = claim_runs(app, "event", now, people=1, rows=8)
+    assert [r.message_id for r in second] == [f"t1-{n}" for n in range(8)]
+
+
 def test_a_persons_subscriber_updates_are_never_split_across_two_calls_in_flight(
     client: FlaskClient, app: Flask
 ) -> None:
-    client.post("/segment", data=dumps(engage(2, [("a", True), ("b", True), ("c", True)])),
-                headers=HEADERS)  # fmt: skip
+    post_all(client, engage(2, [("a", True), ("b", True), ("c", True)]))
     now = time.time()
-
-    def claim_runs(people: int, rows: int) -> list[Any]:
-        with app.extensions["engine"].begin() as conn:
-            found = store.run_candidates(conn, "drip", "subscriber", now, people=people, rows=rows)
-            return store.lease(conn, [c.id for c in found], now, 60)
-
-    first = claim_runs(1, 2)
+    first = claim_runs(app, "subscriber", now, people=1, rows=2)
     assert [r.message_id for r in first] == ["a-True-0", "b-True-0"]  # u0's first two
-    second = claim_runs(10, 100)  # another process, while those are in flight
+    second = claim_runs(app, "subscriber", now, people=10, rows=100)  # while those are in flight
     with app.extensions["engine"].begin() as conn:
-        single = store.claim(conn, "drip", 10, now, admit=lambda candidates: True)
+        single = claims.claim(conn, "drip", 10, now, admit=lambda candidates: True)
     assert [r.message_id for r in second] == ["a-True-1", "b-True-1", "c-True-1"]
     assert single == []  # u0's third update waits for the two in flight; u1's are claimed
 
@@ -205,7 +237,7 @@ def test_waiting_updates_of_a_person_go_as_one_record_with_the_same_end_state(
 ) -> None:
     worker = create_worker(compressed(app, Rate(1, 60), Rate(1, 60)))
     audiences = [("vip", True), ("churn_risk", True), ("vip", False)]
-    client.post("/segment", data=dumps(engage(40, audiences)), headers=HEADERS)
+    post_all(client, engage(40, audiences))
     before = metrics(client)
     worker.step()
     (batch,) = [c for c in fake_drip.calls() if c.path.endswith("/subscribers/batches")]
@@ -236,7 +268,7 @@ def test_a_campaign_subscription_still_follows_its_upsert(
     app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides({"drip_campaign_id": "1111"})
     worker = create_worker(app)
     audiences = [("vip", True), ("churn_risk", True), ("vip", False)]
-    client.post("/segment", data=dumps(engage(100, audiences)), headers=HEADERS)
+    post_all(client, engage(100, audiences))
     drain(worker)
     for p in range(100):
         email = f"p{p}@example.com"
@@ -269,8 +301,7 @@ def test_with_drip_coalesce_off_every_update_is_its_own_record(
     app = compressed(app, Rate(1, 60), Rate(1, 60))
     app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides({"drip_coalesce": False})
     worker = create_worker(app)
-    client.post("/segment", data=dumps(engage(10, [("vip", True), ("vip", False)])),
-                headers=HEADERS)  # fmt: skip
+    post_all(client, engage(10, [("vip", True), ("vip", False)]))
     worker.step()
     (batch,) = [c for c in fake_drip.calls() if c.path.endswith("/subscribers/batches")]
     records = batch.json["batches"][0]["subscribers"]
@@ -286,11 +317,27 @@ def test_with_drip_coalesce_off_every_update_is_its_own_record(
         assert report.gather(conn, time.time())["merged"] == 0
 
 
+def test_while_requests_arrive_every_process_holds_subscriber_updates_back(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    app = compressed(app, Rate(5, 60), Rate(2, 60))  # a backlog from 3 rows
+    mapping, other = create_worker(app), create_worker(app)
+    batch = {"batch": engage(50, [("vip", True)])}
+    client.post("/v1/batch", data=dumps(batch), headers=JSON | basic(WRITE_KEY))
+    mapping.step()  # maps the request, then holds the updates back: more may come
+    other.step()  # mapped nothing itself, and holds them back all the same
+    assert fake_drip.calls() == []
+    assert {(r.state, r.attempts) for r in rows(app)} == {("pending", 0)}
+    arrivals_over(app)
+    other.step()
+    assert paths(fake_drip) == ["subscribers/batches"]
+    assert len(fake_drip.records("subscriber")) == 50
+
+
 def test_at_low_volume_nothing_waits_and_nothing_is_merged(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:
-    client.post("/segment", data=dumps(engage(1, [("vip", True), ("a", True), ("vip", False)])),
-                headers=HEADERS)  # fmt: skip
+    post_all(client, engage(1, [("vip", True), ("a", True), ("vip", False)]))
     drain(create_worker(app))
     assert paths(fake_drip) == ["subscribers"] * 3
 
@@ -300,7 +347,7 @@ def test_several_processes_make_one_decision_per_token(
 ) -> None:
     app = compressed(app, Rate(1, 3600), Rate(1, 3600))
     workers = [create_worker(app) for _ in range(4)]
-    client.post("/segment", data=dumps(identifies(1200)), headers=HEADERS)
+    post_all(client, identifies(1200))
     threads = [threading.Thread(target=w.step) for w in workers]
     for thread in threads:
         thread.start()

@@ -17,7 +17,7 @@ from app.mapping.types import DripCall, Options, Problem
 from app.simulators.drip import FakeDrip
 from app.store import upgrade
 from tests.conftest import ACCOUNT_ID, WEBHOOK_TOKEN, WRITE_KEY, drain
-from tests.helpers import answer, bearer, dumps
+from tests.helpers import answer, arrivals_over, bearer, dumps
 
 HEADERS = {"Content-Type": "application/json"} | bearer(WRITE_KEY)
 CAMPAIGN = "1111"  # a campaign the fake Drip has
@@ -101,6 +101,7 @@ def test_under_backlog_unsubscribes_go_through_drips_batch_endpoint(
         for i in range(10)
     ]  # fmt: skip
     post(client, people)
+    arrivals_over(app)
     drain(create_worker(app))
     batches = [c for c in fake_drip.calls() if c.path.endswith("/unsubscribes/batches")]
     alone = [

@@ -26,12 +26,12 @@ from app import store
 from app.config import Config
 from app.dashboard import report
 from app.delivery.budget import shared_budgets
-from app.store import outbox
+from app.store import dead_letters
 from app.web.auth import secret_matches
 from app.web.errors import ApiError
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin", template_folder="templates")
-ACTIONS = {"replay": outbox.replay, "discard": outbox.discard}
+ACTIONS = {"replay": dead_letters.replay, "discard": dead_letters.discard}
 MAX_ID = 2**63 - 1  # outbox ids are 64-bit
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from app.config import Config
 from app.dead_letters import as_dict, iso
-from app.store import deletions, inbox, outbox, received, workers
+from app.store import dead_letters, deletions, inbox, outbox, received, recent, workers
 
 HOUR = 3600.0
 SHOWN = 50  # rows per list
@@ -16,17 +16,17 @@ SHOWN = 50  # rows per list
 
 def gather(conn: sa.Connection, now: float) -> dict[str, Any]:
     counts = outbox.counts_by_state(conn)
-    merged, saved = outbox.merged_since(conn, now - HOUR)
+    merged, saved = recent.merged_since(conn, now - HOUR)
     return {
         "merged": merged,
         "saved": saved,
         "received": received.counts_since(conn, now - HOUR),
-        "delivered": outbox.delivered_since(conn, now - HOUR),
+        "delivered": recent.delivered_since(conn, now - HOUR),
         "backlog": {d: n for (d, state), n in counts.items() if state == outbox.State.PENDING},
         "inbox": inbox.waiting(conn),
-        "dead": [as_dict(row) for row in outbox.dead_letters(conn, limit=SHOWN)],
+        "dead": [as_dict(row) for row in dead_letters.read(conn, limit=SHOWN)],
         "skipped": [_skip(row) for row in received.recent_skips(conn, SHOWN)],
-        "errors": [_error(row) for row in outbox.retrying(conn, 10)],
+        "errors": [_error(row) for row in recent.retrying(conn, 10)],
         "deletions": [_deletion(d) for d in deletions.recent(conn, SHOWN)],
         "workers": workers.running(conn, now),
     }

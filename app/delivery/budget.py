@@ -4,6 +4,12 @@ The counting is pyrate-limiter's, kept in the bridge's own database: a SQLite
 bucket (with a file lock across processes) next to the SQLite store, a PostgreSQL
 bucket in the PostgreSQL store. Taking waits a moment at most: a worker that finds
 the budget spent leaves the work for later instead of sleeping on it.
+
+pyrate-limiter's background Leaker (a thread running `asyncio.run`) is not started:
+gunicorn's gevent workers refuse it ("asyncio.run() cannot be called from a running
+event loop"), and it is not needed. A bucket counts the calls whose time falls in the
+window, so leaking only deletes calls older than it; each budget does that itself,
+once a window, in the process that takes.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import time
 
 import sqlalchemy as sa
 from flask import Flask
-from pyrate_limiter import Duration, Limiter, RateItem
+from pyrate_limiter import Duration, Limiter, RateItem, SingleBucketFactory
 from pyrate_limiter import Rate as LimiterRate
 from pyrate_limiter.abstracts import AbstractBucket
 from pyrate_limiter.buckets import PostgresBucket, SQLiteBucket
@@ -29,8 +35,10 @@ class Budget:
     def __init__(self, name: str, rate: Rate, bucket: AbstractBucket) -> None:
         self.name = name
         self.rate = rate
-        self.limiter = Limiter(bucket)
+        self.bucket = bucket
+        self.limiter = Limiter(SingleBucketFactory(bucket, schedule_leak=False))
         self.suspended_until = 0.0
+        self._leaked_at = float("-inf")
 
     @property
     def interval(self) -> float:
@@ -46,9 +54,10 @@ class Budget:
         """Spend one call if the budget has one now (take it right before the call)."""
         if not self.available:
             return False
+        self._leak_now_and_then()
         # Blocking for at most a moment: the bucket's lock is shared with other
-        # processes and with pyrate's own cleanup thread, so a non-blocking try would
-        # fail now and then while the budget still has room.
+        # processes, so a non-blocking try would fail now and then while the budget
+        # still has room.
         if self.limiter.try_acquire(self.name, blocking=True, timeout=LOCK_WAIT):
             return True
         self.suspend_for(self._until_next())
@@ -57,26 +66,29 @@ class Budget:
     def _until_next(self) -> float:
         """Seconds until the window frees a call, as the bucket reckons it (at least a
         moment, at most an interval): a token is tried again as soon as it is there."""
-        (bucket,) = self.limiter.buckets()
-        wait_ms = bucket.waiting(RateItem(self.name, int(time.time() * 1000)))
+        wait_ms = self.bucket.waiting(RateItem(self.name, int(time.time() * 1000)))
         seconds = wait_ms / 1000 if isinstance(wait_ms, int | float) else self.interval
         return min(max(seconds, MIN_WAIT), self.rate.period)
 
     def remaining(self) -> int:
         """Calls left in the current window (for /metrics)."""
-        (bucket,) = self.limiter.buckets()
-        bucket.leak(int(time.time() * 1000))
-        return max(0, self.rate.count - int(bucket.count()))  # type: ignore[arg-type]
+        self.bucket.leak(int(time.time() * 1000))
+        return max(0, self.rate.count - int(self.bucket.count()))  # type: ignore[arg-type]
+
+    def _leak_now_and_then(self) -> None:
+        """Delete the calls older than the window, once a window (they no longer count)."""
+        now = time.time()
+        if now - self._leaked_at >= self.rate.period:
+            self._leaked_at = now
+            self.bucket.leak(int(now * 1000))
 
     def dispose(self) -> None:
-        """Stop the cleanup thread and release the bucket's connections."""
-        (bucket,) = self.limiter.buckets()
-        self.limiter.dispose(bucket)
-        pool = getattr(bucket, "pool", None)  # the PostgreSQL bucket's own pool
+        """Release the bucket's connections."""
+        pool = getattr(self.bucket, "pool", None)  # the PostgreSQL bucket's own pool
         if pool is not None:
             pool.close()
         else:
-            bucket.close()
+            self.bucket.close()
 
     def suspend_for(self, seconds: float) -> None:
         """Drip answered 429: spend nothing more until its window turns."""

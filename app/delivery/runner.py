@@ -17,7 +17,7 @@ from app.delivery.segment_client import SegmentClient
 from app.delivery.segment_sender import SegmentSender
 from app.delivery.worker import Sender, Worker
 from app.pipeline import intake
-from app.store.outbox import LEASE_SECONDS
+from app.store.claims import LEASE_SECONDS
 
 
 def drip_client(app: Flask) -> DripClient:

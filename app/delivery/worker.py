@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from app import metrics, store
 from app.delivery.errors import DeliveryError
-from app.store import counters, inbox, outbox, retention, workers
+from app.store import claims, counters, inbox, outbox, received, retention, workers
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 SET_ASIDE_AFTER = 5
 HEARTBEAT_EVERY = 10.0  # seconds between heartbeats, and between prunings
 INTAKE_SECONDS = 0.5  # a step maps waiting requests for this long at most, then delivers
-# Requests count as still arriving while the inbox holds some, or for this long after
-# this worker last mapped one (another may be on its way).
-ARRIVING_FOR = 1.0
+# Segment's requests (/segment, /v1) count as still arriving while the inbox holds some,
+# and for this long after the newest one arrived, whichever process took it: another
+# may be on its way (a loaded machine put up to 3 s between one client's requests).
+ARRIVING_FOR = 5.0
 Row = sa.Row[Any]
 
 
@@ -81,7 +82,7 @@ class Sender(Protocol):
 
     def lanes(self, due: Mapping[str, int], quiet: float) -> list[Lane]:
         """What to claim now, given how many rows of each kind are due and for how many
-        seconds no request has been arriving (0: requests are still being mapped)."""
+        seconds no request has been arriving (0: requests are still arriving)."""
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
         """Send `rows`, yielding results (error None: delivered) as groups finish."""
@@ -117,6 +118,15 @@ def _unforeseen(row: Row, exc: Exception) -> DeliveryError:
     )
 
 
+def _quiet(conn: sa.Connection, now: float) -> float:
+    """Seconds since Segment's requests stopped arriving (0 while they arrive), read
+    from the store: every process sees the same, whichever one took the requests."""
+    if inbox.waiting(conn) > 0:
+        return 0.0
+    newest = received.latest(conn, "segment")
+    return float("inf") if newest is None else max(0.0, now - newest - ARRIVING_FOR)
+
+
 class Worker:
     def __init__(
         self,
@@ -125,7 +135,7 @@ class Worker:
         *,
         intake: Callable[[], bool] | None = None,
         name: str | None = None,
-        lease: float = outbox.LEASE_SECONDS,
+        lease: float = claims.LEASE_SECONDS,
         keep_for: float | None = None,
     ) -> None:
         self.engine = engine
@@ -137,8 +147,6 @@ class Worker:
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
         self._stop = threading.Event()
-        self._mapped_at = float("-inf")  # time.monotonic() of this worker's last intake
-        self._quiet_since = float("-inf")  # when requests last stopped arriving (inf: they are)
 
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         """Step until `stop` is set; sleep `idle` seconds whenever there was nothing to do.
@@ -181,17 +189,15 @@ class Worker:
         deadline = time.monotonic() + INTAKE_SECONDS
         while self.intake is not None and self.intake():
             found = True
-            self._mapped_at = time.monotonic()
             if time.monotonic() > deadline:
                 break
         return found
 
     def _step(self, sender: Sender, now: float) -> bool:
         with store.writing(self.engine) as conn:
-            due = outbox.due_counts(conn, sender.destination, now)
-            recently = time.monotonic() - self._mapped_at < ARRIVING_FOR
-            arriving = bool(due) and (recently or inbox.waiting(conn) > 0)
-        lanes = sender.lanes(due, self._quiet(arriving)) if due else []
+            due = claims.due_counts(conn, sender.destination, now)
+            quiet = _quiet(conn, time.time()) if due else 0.0
+        lanes = sender.lanes(due, quiet) if due else []
         found = False
         batches = [lane for lane in lanes if lane.batch_endpoint]
         if batches:
@@ -209,15 +215,6 @@ class Worker:
                     self._deliver(sender, rows, lane)
         return found
 
-    def _quiet(self, arriving: bool) -> float:
-        """Seconds since requests stopped arriving (0 while they arrive)."""
-        if arriving:
-            self._quiet_since = float("inf")
-            return 0.0
-        if self._quiet_since == float("inf"):
-            self._quiet_since = time.monotonic()
-        return time.monotonic() - self._quiet_since
-
     def _claim_batch(self, dest: str, lanes: list[Lane], now: float) -> tuple[Lane, list[Row]]:
         """The fullest batch the lanes offer, leased once its lane admits it (takes a token).
 
@@ -225,23 +222,23 @@ class Worker:
         SQLite), so each token is one decision, whatever number of processes deliver.
         """
         with store.writing(self.engine) as conn:
-            outbox.lock_claims(conn, dest)
+            claims.lock_claims(conn, dest)
             offers = [
-                (lane, outbox.run_candidates(conn, dest, lane.kind or "", now,
+                (lane, claims.run_candidates(conn, dest, lane.kind or "", now,
                                              people=lane.limit, rows=lane.rows or lane.limit))
                 for lane in lanes
             ]  # fmt: skip
             lane, candidates = max(offers, key=lambda offer: _records(*offer))
             if not candidates or not lane.admit(candidates):
                 return lane, []
-            return lane, outbox.lease(conn, [c.id for c in candidates], now, self.lease)
+            return lane, claims.lease(conn, [c.id for c in candidates], now, self.lease)
 
     def _claim(self, dest: str, lane: Lane, now: float) -> list[Row]:
         """Lease the lane's rows once `lane.admit` has taken what their call needs."""
         with store.writing(self.engine) as conn:
-            claimed = outbox.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
+            claimed = claims.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
             if len(claimed) == 1 and claimed[0].kind == lane.run_kind:
-                claimed = outbox.claim_run_of(conn, claimed[0], now, self.lease)
+                claimed = claims.claim_run_of(conn, claimed[0], now, self.lease)
             return claimed
 
     def _deliver(self, sender: Sender, rows: Sequence[Row], lane: Lane) -> None:

@@ -1,6 +1,7 @@
 """The durable store, split by what it keeps: `received` (ids and skips), `people`
-(identities, campaign members), `inbox`, `outbox`, `workers`; `engine` holds the
-connections and transactions, `migrate` the schema's history."""
+(identities, campaign members), `inbox`, `outbox` (with `claims`, `dead_letters` and
+`recent` reading and leasing its rows), `workers`; `engine` holds the connections and
+transactions, `migrate` the schema's history."""
 
 from __future__ import annotations
 

@@ -4,22 +4,25 @@ A row's `body` is exactly what leaves: a Drip record (the object inside Drip's
 wrapper) or a Segment message as analytics-python sends it. Each function takes
 an open connection inside the caller's transaction, so ingest stores a whole
 request atomically and the worker's steps stay small.
+
+This module stores calls, settles the rows the worker sent (delivered, retried,
+given back, dead), forgets a deleted person's rows and counts the backlog. Which
+rows a worker takes is in `claims`, dead letters in `dead_letters`, what `/admin`
+shows of the last hour in `recent`.
 """
 
 from __future__ import annotations
 
 import enum
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.store.engine import mentions
-from app.store.tables import outbox, received
+from app.store.tables import outbox
 
-LEASE_SECONDS = 60.0  # work held by a dead worker is taken up again after this
 # Every row's destination. Queries by state name them all, so that the index that
 # starts with the destination (outbox_due) serves them instead of a scan of the table.
 DESTINATIONS = ("drip", "segment")
@@ -68,169 +71,13 @@ def _row(call: Pending, now: float) -> dict[str, Any]:
     }
 
 
-def _due(destination: str, now: float) -> sa.ColumnElement[bool]:
+def due_rows(destination: str, now: float) -> sa.ColumnElement[bool]:
     """Rows of `destination` waiting to be sent whose time has come."""
     return sa.and_(
         outbox.c.destination == destination,
         outbox.c.state == State.PENDING,
         outbox.c.available_at <= now,
     )
-
-
-def due_counts(
-    conn: sa.Connection, destination: str, now: float, cap: int = 5000
-) -> dict[str, int]:
-    """How many rows of each kind are due (counting at most `cap` rows, so it stays cheap)."""
-    due = sa.select(outbox.c.kind).where(_due(destination, now)).limit(cap).subquery()
-    rows = conn.execute(sa.select(due.c.kind, sa.func.count()).group_by(due.c.kind))
-    return {kind: count for kind, count in rows}
-
-
-# PostgreSQL advisory lock held by the one claim at work on a destination. Claims of
-# a person's consecutive rows read "every earlier row is due" before they lease, so
-# two of them at once could lease a person's rows around one another's.
-CLAIM_LOCK = 0x636C6169  # "clai"
-Admit = Callable[[Sequence[sa.Row[Any]]], bool]
-
-
-def lock_claims(conn: sa.Connection, destination: str) -> None:
-    """Take the claim lock of `destination` until the transaction ends (SQLite: the
-    write transaction already excludes other claims)."""
-    if conn.dialect.name == "postgresql":
-        key = CLAIM_LOCK + zlib.crc32(destination.encode()) % 1024
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-
-
-def claim(
-    conn: sa.Connection,
-    destination: str,
-    limit: int,
-    now: float,
-    lease: float = LEASE_SECONDS,
-    kind: str | None = None,
-    admit: Admit | None = None,
-) -> list[sa.Row[Any]]:
-    """Lease up to `limit` due rows, at most one per person: the oldest one.
-
-    A person's later rows wait until the earlier ones are done or dead, which keeps
-    their updates in order and never two in flight at once. On PostgreSQL the
-    candidates are locked with SKIP LOCKED, so concurrent workers never share a row.
-    With `admit`, the candidates (id, person, received_at, kind) are read first and
-    leased only if `admit` (which
-    takes the budget they need) says yes: no row is held for a call that cannot be made.
-    """
-    earlier = outbox.alias("earlier")
-    first_of_person = (
-        sa.select(sa.func.min(earlier.c.id))
-        .where(
-            earlier.c.destination == outbox.c.destination,
-            earlier.c.person == outbox.c.person,
-            earlier.c.state == State.PENDING,
-        )
-        .scalar_subquery()
-    )
-    due = (
-        sa.select(outbox.c.id)
-        .where(
-            _due(destination, now),
-            # A scalar MIN (not NOT EXISTS): planned per row from outbox_person even
-            # before PostgreSQL has statistics on a fresh table.
-            outbox.c.id == first_of_person,
-        )
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    if kind is not None:
-        due = due.where(outbox.c.kind == kind)
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    if admit is None:
-        return _lease(conn, outbox.c.id.in_(due.scalar_subquery()), now, lease)
-    lock_claims(conn, destination)
-    found = conn.execute(due.add_columns(outbox.c.person, outbox.c.received_at, outbox.c.kind))
-    candidates: list[sa.Row[Any]] = list(found)
-    if not candidates or not admit(candidates):
-        return []
-    return _lease(conn, outbox.c.id.in_([c.id for c in candidates]), now, lease)
-
-
-def run_candidates(
-    conn: sa.Connection, destination: str, kind: str, now: float, *, people: int, rows: int
-) -> list[sa.Row[Any]]:
-    """The due rows of `kind` (id, person, received_at) of up to `people` people, at most
-    `rows`, each person's from their oldest pending row on while those are due and of `kind`.
-
-    A batch call carries a person's consecutive rows together, in order; a row behind
-    one of another kind, or behind one in flight or waiting for a retry, waits. People
-    are taken oldest first. Read under `lock_claims`, then `lease` what is sent.
-    """
-    runs = sa.and_(_due(destination, now), outbox.c.kind == kind, _unblocked(kind, now))
-    oldest = (
-        sa.select(outbox.c.person).where(runs).order_by(outbox.c.id).limit(2 * max(people, rows))
-    )
-    chosen = list(dict.fromkeys(conn.execute(oldest).scalars()))[:people]
-    if not chosen:
-        return []
-    query = (
-        sa.select(outbox.c.id, outbox.c.person, outbox.c.received_at)
-        .where(runs, outbox.c.person.in_(chosen))
-        .order_by(outbox.c.id)
-        .limit(rows)
-    )
-    return list(conn.execute(query))
-
-
-def lease(conn: sa.Connection, ids: Sequence[int], now: float, seconds: float) -> list[sa.Row[Any]]:
-    """Lease the rows `ids` (read by `run_candidates`) for `seconds`; the rows, in order."""
-    return _lease(conn, outbox.c.id.in_(ids), now, seconds)
-
-
-def claim_run_of(
-    conn: sa.Connection, row: sa.Row[Any], now: float, lease: float = LEASE_SECONDS
-) -> list[sa.Row[Any]]:
-    """Lease the due rows that follow `row` (just leased) for its person while they are
-    of its kind: `row` and those, in order."""
-    later = sa.and_(
-        _due(row.destination, now),
-        outbox.c.person == row.person,
-        outbox.c.kind == row.kind,
-        outbox.c.id > row.id,
-        _unblocked(row.kind, now, after=row.id),
-    )
-    return [row, *_lease(conn, later, now, lease)]
-
-
-def _unblocked(kind: str, now: float, after: int = 0) -> sa.ColumnElement[bool]:
-    """No earlier pending row of the person (after id `after`) is of another kind or not due.
-
-    A scalar MIN over the person's earlier rows (outbox_person), as in `claim`.
-    """
-    earlier = outbox.alias("earlier")
-    blocker = (
-        sa.select(sa.func.min(earlier.c.id))
-        .where(
-            earlier.c.destination == outbox.c.destination,
-            earlier.c.person == outbox.c.person,
-            earlier.c.state == State.PENDING,
-            earlier.c.id < outbox.c.id,
-            earlier.c.id > after,
-            sa.or_(earlier.c.kind != kind, earlier.c.available_at > now),
-        )
-        .scalar_subquery()
-    )
-    return blocker.is_(None)
-
-
-def _lease(
-    conn: sa.Connection, which: sa.ColumnElement[bool], now: float, lease: float
-) -> list[sa.Row[Any]]:
-    stmt = (
-        outbox.update()
-        .where(which)
-        .values(available_at=now + lease, attempts=outbox.c.attempts + 1)
-        .returning(*outbox.c)
-    )
-    return sorted(conn.execute(stmt), key=lambda row: row.id)
 
 
 # Kinds whose row names someone only until it is delivered: a deletion's proof keeps
@@ -251,6 +98,42 @@ def finish(conn: sa.Connection, ids: Sequence[int], now: float, forget: bool = F
 
 def _blank() -> dict[str, Any]:
     return {"body": {}, "email": None, "person": FORGOTTEN}
+
+
+def mark_merged(conn: sa.Connection, merged_into: Mapping[int, int]) -> None:
+    """Note rows delivered inside one merged record: row id -> the record's first row id."""
+    if merged_into:
+        stmt = (
+            outbox.update()
+            .where(outbox.c.id == sa.bindparam("row_id"))
+            .values(merged_into=sa.bindparam("into"))
+        )
+        conn.execute(stmt, [{"row_id": i, "into": into} for i, into in merged_into.items()])
+
+
+def retry_later(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:
+    _set(conn, ids, available_at=at, error=error)
+
+
+def release(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:
+    """Give rows back without counting the attempt (delivery is paused, not failing)."""
+    _set(conn, ids, available_at=at, error=error, attempts=outbox.c.attempts - 1)
+
+
+def unclaim(conn: sa.Connection, ids: Sequence[int], now: float) -> None:
+    """Give claimed rows back untried (a worker stopping): due now, attempt not counted."""
+    _set(conn, ids, available_at=now, attempts=outbox.c.attempts - 1)
+
+
+def dead_letter(conn: sa.Connection, ids: Sequence[int], code: str, error: str, now: float) -> None:
+    _set(conn, ids, state=State.DEAD, finished_at=now, error_code=code, error=error)
+
+
+def _set(conn: sa.Connection, ids: Sequence[int], **values: Any) -> None:
+    conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(**values))
+
+
+# A deleted person: where their rows went, and forgetting them.
 
 
 def emails_of(conn: sa.Connection, person: str) -> list[str]:
@@ -288,40 +171,7 @@ def forget(conn: sa.Connection, person: str, emails: Sequence[str], values: Sequ
     return int(gone) + int(blanked)
 
 
-def mark_merged(conn: sa.Connection, merged_into: Mapping[int, int]) -> None:
-    """Note rows delivered inside one merged record: row id -> the record's first row id."""
-    if merged_into:
-        stmt = (
-            outbox.update()
-            .where(outbox.c.id == sa.bindparam("row_id"))
-            .values(merged_into=sa.bindparam("into"))
-        )
-        conn.execute(stmt, [{"row_id": i, "into": into} for i, into in merged_into.items()])
-
-
-def retry_later(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:
-    _set(conn, ids, available_at=at, error=error)
-
-
-def release(conn: sa.Connection, ids: Sequence[int], at: float, error: str) -> None:
-    """Give rows back without counting the attempt (delivery is paused, not failing)."""
-    _set(conn, ids, available_at=at, error=error, attempts=outbox.c.attempts - 1)
-
-
-def unclaim(conn: sa.Connection, ids: Sequence[int], now: float) -> None:
-    """Give claimed rows back untried (a worker stopping): due now, attempt not counted."""
-    _set(conn, ids, available_at=now, attempts=outbox.c.attempts - 1)
-
-
-def dead_letter(conn: sa.Connection, ids: Sequence[int], code: str, error: str, now: float) -> None:
-    _set(conn, ids, state=State.DEAD, finished_at=now, error_code=code, error=error)
-
-
-def _set(conn: sa.Connection, ids: Sequence[int], **values: Any) -> None:
-    conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(**values))
-
-
-# What people read: counts for /metrics and /admin, dead letters, errors being retried.
+# What people read.
 
 
 def bodies(conn: sa.Connection, message_id: str) -> list[dict[str, Any]]:
@@ -340,114 +190,3 @@ def counts_by_state(conn: sa.Connection) -> dict[tuple[str, str], int]:
         .group_by(outbox.c.destination, outbox.c.state)
     )
     return {(destination, state): count for destination, state, count in conn.execute(query)}
-
-
-def delivered_since(conn: sa.Connection, since: float) -> dict[str, int]:
-    """Rows delivered per destination since `since`."""
-    query = (
-        sa.select(outbox.c.destination, sa.func.count())
-        .where(outbox.c.state == State.DONE, outbox.c.finished_at > since)
-        .group_by(outbox.c.destination)
-    )
-    return {destination: count for destination, count in conn.execute(query)}
-
-
-def merged_since(conn: sa.Connection, since: float) -> tuple[int, int]:
-    """(messages delivered merged with others, records saved by merging) since `since`."""
-    query = sa.select(
-        sa.func.count(),
-        sa.func.count(sa.distinct(outbox.c.merged_into)),
-    ).where(
-        outbox.c.state == State.DONE,
-        outbox.c.finished_at > since,
-        outbox.c.merged_into.is_not(None),
-    )
-    merged, records = conn.execute(query).one()
-    return int(merged), int(merged) - int(records)
-
-
-def retrying(conn: sa.Connection, limit: int) -> list[sa.Row[Any]]:
-    """Pending rows whose last try failed, newest first."""
-    query = (
-        sa.select(outbox)
-        .where(
-            outbox.c.destination.in_(DESTINATIONS),
-            outbox.c.state == State.PENDING,
-            outbox.c.error.is_not(None),
-        )
-        .order_by(outbox.c.id.desc())
-        .limit(limit)
-    )
-    return list(conn.execute(query))
-
-
-def _dead(ids: Sequence[int] | None, destination: str | None) -> sa.ColumnElement[bool]:
-    """Dead rows, optionally only `ids` (None: all) of one `destination`."""
-    condition = outbox.c.destination.in_(DESTINATIONS) & (outbox.c.state == State.DEAD)
-    if ids is not None:
-        condition = condition & outbox.c.id.in_(ids)
-    if destination is not None:
-        condition = condition & (outbox.c.destination == destination)
-    return condition
-
-
-def dead_letters(
-    conn: sa.Connection, destination: str | None = None, limit: int | None = None
-) -> list[sa.Row[Any]]:
-    """Dead rows, oldest first, each with `message`: the payload originally received
-    (from the other side: a row for Drip came from Segment, and the other way round)."""
-    came_from = received.c.source == sa.case(
-        (outbox.c.destination == "drip", "segment"), else_="drip"
-    )  # an equality on the whole key of `received`: one index lookup per dead letter
-    query = (
-        sa.select(*outbox.c, received.c.payload.label("message"))
-        .select_from(
-            outbox.outerjoin(received, (received.c.message_id == outbox.c.message_id) & came_from)
-        )
-        .where(_dead(None, destination))
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    return list(conn.execute(query))
-
-
-def count_dead(conn: sa.Connection, destination: str | None = None) -> int:
-    query = sa.select(sa.func.count()).select_from(outbox).where(_dead(None, destination))
-    return int(conn.execute(query).scalar_one())
-
-
-def replay(
-    conn: sa.Connection, ids: Sequence[int] | None, destination: str | None, now: float
-) -> list[int]:
-    """Put dead rows back to pending, due now, with a fresh attempt count; their ids.
-
-    `received_at` restarts too, so a replayed row gets the full 72 hours of retries.
-    `ids=None` replays every dead row (of `destination`). A conditional update on
-    the dead state: a row someone changed meanwhile is left alone (and not returned).
-    """
-    return _update_dead(
-        conn,
-        ids,
-        destination,
-        state=State.PENDING,
-        available_at=now,
-        received_at=now,
-        attempts=0,
-        finished_at=None,
-        error=None,
-        error_code=None,
-    )
-
-
-def discard(
-    conn: sa.Connection, ids: Sequence[int] | None, destination: str | None, now: float
-) -> list[int]:
-    """Mark dead rows dropped (never delivered, kept with their error); their ids."""
-    return _update_dead(conn, ids, destination, state=State.DROPPED, finished_at=now)
-
-
-def _update_dead(
-    conn: sa.Connection, ids: Sequence[int] | None, destination: str | None, **values: Any
-) -> list[int]:
-    stmt = outbox.update().where(_dead(ids, destination)).values(**values)
-    return sorted(conn.execute(stmt.returning(outbox.c.id)).scalars())

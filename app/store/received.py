@@ -88,6 +88,13 @@ def counts_since(conn: sa.Connection, since: float) -> dict[str, int]:
     return {source: count for source, count in conn.execute(query)}
 
 
+def latest(conn: sa.Connection, source: str) -> float | None:
+    """When the newest message kept from `source` arrived (None: none is kept)."""
+    query = sa.select(sa.func.max(received.c.received_at)).where(received.c.source == source)
+    newest: float | None = conn.execute(query).scalar()
+    return newest
+
+
 def forget(conn: sa.Connection, values: Sequence[str], deletion_id: str) -> int:
     """Blank every stored payload (received and skipped) that holds one of `values`
     (a person's userId and emails), keeping ids and times; how many were blanked."""
