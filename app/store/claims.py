@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from app.store.outbox import State, due_rows
 from app.store.tables import outbox
@@ -62,16 +63,7 @@ def claim(
     leased only if `admit` (which
     takes the budget they need) says yes: no row is held for a call that cannot be made.
     """
-    earlier = outbox.alias("earlier")
-    first_of_person = (
-        sa.select(sa.func.min(earlier.c.id))
-        .where(
-            earlier.c.destination == outbox.c.destination,
-            earlier.c.person == outbox.c.person,
-            earlier.c.state == State.PENDING,
-        )
-        .scalar_subquery()
-    )
+    first_of_person = _first_pending_of_person(outbox.alias("earlier"))
     due = (
         sa.select(outbox.c.id)
         .where(
@@ -209,17 +201,11 @@ def _unblocked(kind: str, now: float, after: int = 0) -> sa.ColumnElement[bool]:
     A scalar MIN over the person's earlier rows (outbox_person), as in `claim`.
     """
     earlier = outbox.alias("earlier")
-    blocker = (
-        sa.select(sa.func.min(earlier.c.id))
-        .where(
-            earlier.c.destination == outbox.c.destination,
-            earlier.c.person == outbox.c.person,
-            earlier.c.state == State.PENDING,
-            earlier.c.id < outbox.c.id,
-            earlier.c.id > after,
-            sa.or_(earlier.c.kind != kind, earlier.c.available_at > now),
-        )
-        .scalar_subquery()
+    blocker = _first_pending_of_person(
+        earlier,
+        earlier.c.id < outbox.c.id,
+        earlier.c.id > after,
+        sa.or_(earlier.c.kind != kind, earlier.c.available_at > now),
     )
     return blocker.is_(None)
 
@@ -234,3 +220,22 @@ def _lease(
         .returning(*outbox.c)
     )
     return sorted(conn.execute(stmt), key=lambda row: row.id)
+
+
+def _first_pending_of_person(
+    earlier: NamedFromClause, *more: sa.ColumnElement[bool]
+) -> sa.ScalarSelect[Any]:
+    """The smallest id among the pending rows (`earlier`, an alias of the outbox) of the
+    outer row's person and destination that also meet `more`: a scalar MIN over
+    outbox_person, which PostgreSQL plans per row even before it has statistics on a
+    fresh table."""
+    return (
+        sa.select(sa.func.min(earlier.c.id))
+        .where(
+            earlier.c.destination == outbox.c.destination,
+            earlier.c.person == outbox.c.person,
+            earlier.c.state == State.PENDING,
+            *more,
+        )
+        .scalar_subquery()
+    )
