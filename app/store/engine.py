@@ -7,6 +7,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,12 +110,14 @@ class _Row:
 class GroupCommit:
     """Rows that concurrent requests of one process insert, committed together.
 
-    `insert` returns once the caller's row is committed, or raises its error. While a
-    group is being committed, the rows that arrive wait; the first of their callers to
-    get the turn commits them all with one statement (under load, one commit for many
-    requests instead of one each: bench/ingest). A row that finds nothing in flight is
-    committed at once. Callers may be threads or gevent's greenlets, which gunicorn's
-    gevent worker makes of `threading`'s locks.
+    `insert` returns once the caller's row is committed, or raises its error. A caller
+    first gives way once (`time.sleep(0)`), so that the requests already read by then
+    reach `insert` too; the first caller to get the turn then commits every waiting
+    row with one statement, and rows that arrive during that commit wait for the next.
+    Under load that is one commit for many requests instead of one each (bench/ingest);
+    when nothing else is ready, giving way costs one switch and the row is committed
+    at once, without waiting. Callers may be threads or gevent's greenlets, which
+    gunicorn's gevent worker makes of `threading`'s locks and `time.sleep`.
 
     The statement runs on the driver's connection: SQLAlchemy's execution layer
     (events, an engine-issued BEGIN, result objects) cost more than the insert itself.
@@ -144,6 +147,7 @@ class GroupCommit:
         row = _Row(params)
         with self._guard:
             self._waiting.append(row)
+        time.sleep(0)  # give way: the other requests ready now join this group
         with self._turn:
             if not row.settled:
                 with self._guard:
