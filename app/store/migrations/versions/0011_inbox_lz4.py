@@ -1,0 +1,38 @@
+"""waiting requests are compressed with lz4 on PostgreSQL
+
+Revision ID: 0011
+Revises: 0010
+
+A batch request is kilobytes of JSON, stored once and read once by the worker's
+intake. PostgreSQL compresses a value over 2 KB with pglz by default; lz4 took a
+quarter less of the server's CPU per batch request (bench/ingest). Servers built
+without lz4 (or older than PostgreSQL 14) keep pglz; SQLite compresses nothing.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    if _offers_lz4():
+        op.execute("ALTER TABLE inbox ALTER COLUMN body SET COMPRESSION lz4")
+
+
+def downgrade() -> None:
+    if _offers_lz4():
+        op.execute("ALTER TABLE inbox ALTER COLUMN body SET COMPRESSION default")
+
+
+def _offers_lz4() -> bool:
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return False
+    offered = bind.execute(
+        sa.text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
+    ).scalar()
+    return offered is not None and "lz4" in offered
