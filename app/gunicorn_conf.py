@@ -34,8 +34,8 @@ def _workers() -> int:
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Ingest is CPU-bound Python: processes use the cores. One per core, not two: each
 # gevent process serves many connections, and the more requests one process has ready
-# together, the fewer commits they share (GroupCommit); bench/ingest measured 1.2-1.5x
-# the requests/s of two per core on PostgreSQL, and the no-op app no slower.
+# together, the fewer commits they need (GroupCommit). bench/RESULTS.md: more requests
+# a second on PostgreSQL than with two per core, and the no-op app no slower.
 workers = _workers()
 # Clients reach gunicorn unbuffered (Heroku's router passes request bodies through as
 # they arrive), so a request sent a byte a second must not hold a worker: gunicorn's
