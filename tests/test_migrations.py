@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
+import pytest
 import sqlalchemy as sa
 from segment.analytics.version import VERSION as LIBRARY_VERSION
 
 from app import __version__
-from app.store import create_engine, inbox, received, tables, upgrade
+from app.store import create_engine, received, upgrade
 from app.store.tables import metadata, outbox
 from tests.conftest import ACCOUNT_ID
 
@@ -94,19 +93,20 @@ def test_0005_keeps_received_ids_and_keys_them_by_source(database_url: str) -> N
     assert (fresh, again) == ({"drip-abc", "m-2"}, set())  # each source its own ids
 
 
-def test_0011_stores_waiting_requests_compressed_with_lz4_on_postgresql(
-    postgres_url: str,
-) -> None:
+def test_0011_compresses_waiting_requests_with_lz4_on_postgresql(postgres_url: str) -> None:
     engine = create_engine(postgres_url)
     upgrade(engine)
-    body = json.dumps({"batch": [{"type": "track", "event": f"Viewed {n}"} for n in range(200)]})
-    inbox.put(engine, "batch", body, 1.0)
     with engine.connect() as conn:
-        method = conn.execute(
-            sa.select(sa.func.pg_column_compression(tables.inbox.c.body)).where(
-                tables.inbox.c.body == body
+        offered = conn.execute(
+            sa.text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
+        ).scalar()
+        column = conn.execute(
+            sa.text(
+                "SELECT attcompression FROM pg_attribute"
+                " WHERE attrelid = 'inbox'::regclass AND attname = 'body'"
             )
         ).scalar_one()
     engine.dispose()
-    assert len(body) > 2048  # over PostgreSQL's threshold for compressing a value
-    assert method == "lz4"
+    if not offered or "lz4" not in offered:
+        pytest.skip("this PostgreSQL server offers no lz4")
+    assert column == "l"  # set on the column itself, whatever the server's default

@@ -135,7 +135,8 @@ class GroupCommit:
 
     @property
     def waiting(self) -> int:
-        """Rows waiting for the group in flight to be committed."""
+        """Rows no group has taken yet (their callers giving way, or waiting for the
+        group in flight)."""
         return len(self._waiting)
 
     @property

@@ -20,12 +20,21 @@ depends_on = None
 
 def upgrade() -> None:
     if _offers_lz4():
-        op.execute("ALTER TABLE inbox ALTER COLUMN body SET COMPRESSION lz4")
+        _alter("lz4")
 
 
 def downgrade() -> None:
     if _offers_lz4():
-        op.execute("ALTER TABLE inbox ALTER COLUMN body SET COMPRESSION default")
+        _alter("default")
+
+
+def _alter(method: str) -> None:
+    # SET COMPRESSION locks the table: it waits for the intake's transaction in
+    # progress (milliseconds) while new inserts queue behind it. Never more than 5 s:
+    # the release then fails, and can simply be run again.
+    op.execute("SET LOCAL lock_timeout = '5s'")
+    op.execute(f"ALTER TABLE inbox ALTER COLUMN body SET COMPRESSION {method}")
+    op.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
 def _offers_lz4() -> bool:
