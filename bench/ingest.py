@@ -3,7 +3,8 @@
 Closed loop (wrk, unique messageIds per request) on /v1/track and /v1/batch, the servers
 measured alternately round by round; then an open-loop generator at half of the bridge's
 peak for its latency. The bridge runs on SQLite (the default) and on PostgreSQL; with
-`--baseline <checkout>`, another version of it runs on PostgreSQL in the same rounds.
+`--baseline <checkout>`, another version of it runs on both stores in the same rounds
+(`--baseline .` with `--baseline-gunicorn-args` compares settings of this one).
 """
 
 from __future__ import annotations
@@ -219,6 +220,7 @@ def _post(conn: http.client.HTTPConnection, path: str, payload: bytes) -> bool:
 class Bridge(NamedTuple):
     database_url: str
     checkout: Path  # the code it runs: this one, or --baseline's
+    gunicorn_args: Sequence[str] = ()  # over `extra`, for this bridge alone
 
 
 def start_servers(
@@ -238,7 +240,8 @@ def start_servers(
         upgrade = [sys.executable, "-m", "app", "db", "upgrade"]
         subprocess.run(upgrade, env=env, cwd=bridge.checkout, check=True, capture_output=True,
                        timeout=120)  # fmt: skip
-        url = procs.gunicorn("wsgi:app", free_port(), env, name, extra, cwd=bridge.checkout)
+        options = [*extra, *bridge.gunicorn_args]
+        url = procs.gunicorn("wsgi:app", free_port(), env, name, options, cwd=bridge.checkout)
         servers[name] = Server(url, procs.started[-1].pid)
     return servers
 
@@ -346,8 +349,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="another checkout (e.g. `git worktree add /tmp/before <commit>`): its bridge on "
-        "PostgreSQL is measured in the same rounds, as baseline-postgres",
+        help="another checkout (e.g. `git worktree add /tmp/before <commit>`), measured on "
+        "each store in the same rounds, as baseline-sqlite and baseline-postgres",
+    )
+    parser.add_argument(
+        "--baseline-gunicorn-args",
+        default="",
+        help='gunicorn options for the baseline alone, e.g. --baseline . and "--workers 4"',
     )
     parser.add_argument(
         "--gunicorn-args",
@@ -393,14 +401,17 @@ def main(argv: Sequence[str] = ()) -> None:
     args = parse(argv)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
-        bridges = {"bridge-sqlite": Bridge(f"sqlite:///{work}/bridge.sqlite3", ROOT)}
+        bridges: dict[str, Bridge] = {}
         checkouts = {"bridge": ROOT} | ({"baseline": args.baseline} if args.baseline else {})
         for name, checkout in checkouts.items():
-            if args.no_postgres:
-                break
-            pg_url = stack.enter_context(postgres_database("drip_bench"))
+            options = args.baseline_gunicorn_args.split() if name == "baseline" else []
+            sqlite_url = f"sqlite:///{work}/{name}.sqlite3"
+            bridges[f"{name}-sqlite"] = Bridge(sqlite_url, checkout, options)
+            pg_url = (
+                None if args.no_postgres else stack.enter_context(postgres_database("drip_bench"))
+            )
             if pg_url:
-                bridges[f"{name}-postgres"] = Bridge(pg_url, checkout)
+                bridges[f"{name}-postgres"] = Bridge(pg_url, checkout, options)
         figures = measure(args, work, bridges)
     figures["parameters"] = vars(args) | {
         "wrk_threads": 1,
