@@ -5,7 +5,7 @@ Revises: 0010
 
 A batch request is kilobytes of JSON, stored once and read once by the worker's
 intake. PostgreSQL compresses a value over 2 KB with pglz by default; lz4 took a
-quarter less of the server's CPU per batch request (bench/ingest). Servers built
+quarter less of the server's CPU per batch request (bench/RESULTS.md). Servers built
 without lz4 (or older than PostgreSQL 14) keep pglz; SQLite compresses nothing.
 """
 
