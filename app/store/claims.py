@@ -60,16 +60,14 @@ def claim(
     their updates in order and never two in flight at once. On PostgreSQL the
     candidates are locked with SKIP LOCKED, so concurrent workers never share a row.
     With `admit`, the candidates (id, person, received_at, kind) are read first and
-    leased only if `admit` (which
-    takes the budget they need) says yes: no row is held for a call that cannot be made.
+    leased only if `admit` (which takes the budget they need) says yes: no row is held
+    for a call that cannot be made.
     """
     first_of_person = _first_pending_of_person(outbox.alias("earlier"))
     due = (
         sa.select(outbox.c.id)
         .where(
             due_rows(destination, now),
-            # A scalar MIN (not NOT EXISTS): planned per row from outbox_person even
-            # before PostgreSQL has statistics on a fresh table.
             outbox.c.id == first_of_person,
         )
         .order_by(outbox.c.id)
@@ -152,27 +150,14 @@ def _with_rows_after(
 def _rest_of_run(
     conn: sa.Connection, destination: str, kind: str, now: float, last: sa.Row[Any], limit: int
 ) -> list[sa.Row[Any]]:
-    """Up to `limit` rows of `last`'s person that carry on its run: their pending rows
-    after it, up to the first of another kind or not due."""
+    """Up to `limit` rows (id, person, received_at) that carry on `last`'s person's run."""
     query = (
-        sa.select(outbox.c.id, outbox.c.person, outbox.c.received_at, outbox.c.kind,
-                  outbox.c.available_at)
-        .where(
-            outbox.c.destination == destination,
-            outbox.c.person == last.person,
-            outbox.c.state == State.PENDING,
-            outbox.c.id > last.id,
-        )
+        sa.select(outbox.c.id, outbox.c.person, outbox.c.received_at)
+        .where(_run_after(destination, last.person, kind, now, last.id))
         .order_by(outbox.c.id)
         .limit(limit)
-    )  # fmt: skip
-    rest: list[sa.Row[Any]] = []
-    following: list[sa.Row[Any]] = list(conn.execute(query))
-    for row in following:
-        if row.kind != kind or row.available_at > now:
-            break
-        rest.append(row)
-    return rest
+    )
+    return list(conn.execute(query))
 
 
 def lease(conn: sa.Connection, ids: Sequence[int], now: float, seconds: float) -> list[sa.Row[Any]]:
@@ -185,21 +170,26 @@ def claim_run_of(
 ) -> list[sa.Row[Any]]:
     """Lease the due rows that follow `row` (just leased) for its person while they are
     of its kind: `row` and those, in order."""
-    later = sa.and_(
-        due_rows(row.destination, now),
-        outbox.c.person == row.person,
-        outbox.c.kind == row.kind,
-        outbox.c.id > row.id,
-        _unblocked(row.kind, now, after=row.id),
-    )
+    later = _run_after(row.destination, row.person, row.kind, now, row.id)
     return [row, *_lease(conn, later, now, lease)]
 
 
-def _unblocked(kind: str, now: float, after: int = 0) -> sa.ColumnElement[bool]:
-    """No earlier pending row of the person (after id `after`) is of another kind or not due.
+def _run_after(
+    destination: str, person: str, kind: str, now: float, after: int
+) -> sa.ColumnElement[bool]:
+    """`person`'s rows that carry on their run after id `after`: due, of `kind`, and with
+    no pending row of theirs in between that is of another kind or not due."""
+    return sa.and_(
+        due_rows(destination, now),
+        outbox.c.person == person,
+        outbox.c.kind == kind,
+        outbox.c.id > after,
+        _unblocked(kind, now, after=after),
+    )
 
-    A scalar MIN over the person's earlier rows (outbox_person), as in `claim`.
-    """
+
+def _unblocked(kind: str, now: float, after: int = 0) -> sa.ColumnElement[bool]:
+    """No earlier pending row of the person (after id `after`) is of another kind or not due."""
     earlier = outbox.alias("earlier")
     blocker = _first_pending_of_person(
         earlier,
