@@ -121,7 +121,7 @@ def _unforeseen(row: Row, exc: Exception) -> DeliveryError:
 def _quiet(conn: sa.Connection, now: float) -> float:
     """Seconds since Segment's requests stopped arriving (0 while they arrive), read
     from the store: every process sees the same, whichever one took the requests."""
-    if inbox.waiting(conn) > 0:
+    if inbox.any_waiting(conn):
         return 0.0
     newest = received.latest(conn, "segment")
     return float("inf") if newest is None else max(0.0, now - newest - ARRIVING_FOR)

@@ -61,3 +61,8 @@ def mark_mapped(conn: sa.Connection, row_id: int, mapped: int) -> None:
 def waiting(conn: sa.Connection) -> int:
     """Requests not yet mapped."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one())
+
+
+def any_waiting(conn: sa.Connection) -> bool:
+    """Whether any request is not yet mapped (without counting them all)."""
+    return bool(conn.execute(sa.select(sa.exists().select_from(inbox))).scalar())
