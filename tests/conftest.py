@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -45,13 +46,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the machine's PostgreSQL for this test session."""
-    with ExitStack() as stack:
-        try:
-            database = stack.enter_context(fresh_database(POSTGRES_ADMIN_URL, "drip_bridge_test"))
-        except sa.exc.OperationalError as exc:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"PostgreSQL is required under CI=true but unreachable: {exc}")
-            pytest.skip(f"PostgreSQL unreachable: {type(exc).__name__}")
+    with postgres_database("drip_bridge_test") as database:
         url = database.render_as_string(hide_password=False)
         engine = sa.create_engine(url)
         upgrade(engine)
@@ -59,7 +54,19 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-def required(what: str, how: str) -> None:
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[sa.URL]:
+    """A new, empty database on the machine's PostgreSQL, dropped afterwards; the test
+    is skipped when PostgreSQL is unreachable (failed under CI=true)."""
+    with ExitStack() as stack:
+        try:
+            database = stack.enter_context(fresh_database(POSTGRES_ADMIN_URL, prefix))
+        except sa.exc.OperationalError as exc:
+            required("PostgreSQL", f"unreachable: {type(exc).__name__}: {exc}")
+        yield database
+
+
+def required(what: str, how: str) -> NoReturn:
     """Skip a test that needs `what`, except under CI=true, where it fails."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is required under CI=true ({how})")

@@ -14,45 +14,31 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from app.simulators.drip import FakeDrip
-from app.simulators.postgres import fresh_database
 from app.simulators.server import answers, free_port, wait_until
-from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, POSTGRES_ADMIN_URL, WRITE_KEY
+from tests.conftest import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY, postgres_database, required
 from tests.processes import BIN, ROOT
 
 pytestmark = pytest.mark.slow
 DEV_ONLY = ("pytest", "hypothesis", "ruff", "mypy", "playwright", "honcho")
 
 
-def unavailable(why: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required under CI=true: {why}")
-    pytest.skip(why)
-
-
 def find_uv() -> str:
     for candidate in (os.environ.get("UV"), shutil.which("uv"), str(ROOT / ".tools/bin/uv")):
         if candidate and Path(candidate).is_file():
             return str(Path(candidate).resolve())  # the build runs in another folder
-    unavailable("uv is not installed (make installs it)")
+    required("uv", "make installs it")
 
 
 @pytest.fixture
 def fresh_postgres() -> Iterator[str]:
     """A new, empty database, as the add-on hands it out: `postgres://...`."""
-    with ExitStack() as stack:
-        try:
-            database = stack.enter_context(fresh_database(POSTGRES_ADMIN_URL, "drip_bridge_slug"))
-        except sa.exc.OperationalError as exc:
-            unavailable(f"PostgreSQL unreachable: {type(exc).__name__}")
+    with postgres_database("drip_bridge_slug") as database:
         yield database.set(drivername="postgres").render_as_string(hide_password=False)
 
 
