@@ -5,10 +5,12 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
+import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,34 +54,52 @@ def create_engine(url: str) -> sa.Engine:
     return engine
 
 
-class _WriterQueue:
-    """SQLite writers queue on an OS file lock before BEGIN IMMEDIATE.
+class _WriterTurn:
+    """One writer at a time on a SQLite file, among the threads of a process and
+    among processes.
 
-    SQLite's own busy handler polls with sleeps of up to tens of milliseconds, so
-    under concurrent ingest most of a writer's wait was sleep; flock() wakes the
-    next writer as soon as the lock is free. One descriptor per thread, because
-    flock() does not exclude threads sharing a descriptor. (filelock's FileLock
-    polls a non-blocking flock every `poll_interval`: the same sleeping again.)
+    Within a process writers wait on a lock, which gevent's workers make a greenlet
+    lock: a greenlet waiting for it lets the holder run on to its release. Only the
+    holder then takes the OS file lock (flock on `<database>.writers`) that orders
+    processes, so no process ever waits on a lock one of its own greenlets holds.
+    When another process holds it, the wait leaves the event loop (gevent's
+    threadpool) and the process serves its other requests meanwhile. flock wakes the
+    next writer as soon as the lock is free; SQLite's own busy handler would poll
+    with sleeps of up to tens of milliseconds, holding the event loop as it sleeps.
     """
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._file = open(path, "a")  # noqa: SIM115 (kept for the process)
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        if not hasattr(self._local, "file"):
-            self._local.file = open(self.path, "a")  # noqa: SIM115 (kept for the thread)
-        fcntl.flock(self._local.file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._local.file, fcntl.LOCK_UN)
+        with self._lock:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process writes: wait off the event loop
+                _off_the_loop(fcntl.flock, self._file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+
+
+def _off_the_loop(call: Callable[..., Any], *args: Any) -> Any:
+    """`call(*args)` in gevent's threadpool when this thread runs gevent's loop (it
+    blocks), else here."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(call, args)
+    return call(*args)
 
 
 @functools.cache
-def _queue(path: str) -> _WriterQueue:
-    return _WriterQueue(path)
+def _turn(path: str, pid: int) -> _WriterTurn:
+    """The process's turn (by pid: a forked child opens its own file, as flock needs)."""
+    return _WriterTurn(path)
 
 
 @contextmanager
@@ -88,8 +108,7 @@ def _writers_turn(engine: sa.Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not engine.url.database:
         yield
         return
-    path = f"{engine.url.database}.writers"
-    with _queue(path).held():
+    with _turn(f"{engine.url.database}.writers", os.getpid()).held():
         yield
 
 
@@ -224,8 +243,10 @@ class GroupCommit:
 
 
 def _autocommit(driver: Any, on: bool) -> None:
-    """psycopg's switch; pysqlite's connections autocommit already (create_engine)."""
-    if hasattr(driver, "autocommit"):
+    """psycopg's switch. pysqlite's connections autocommit already (create_engine), and
+    the `autocommit` attribute Python 3.12 gave them must stay unset: False would open
+    a transaction on the pooled connection, and the next BEGIN would fail."""
+    if not isinstance(driver, sqlite3.Connection):
         driver.autocommit = on
 
 
