@@ -31,7 +31,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -142,13 +142,25 @@ def budget_env(calls: int, batch_calls: int, window: float) -> dict[str, str]:
 
 
 @contextmanager
-def bridge(mode: str, folder: Path, drip_url: str, workers: int = 2) -> Iterator[str]:
-    """The bridge in `mode`, on a fresh store; its URL."""
-    procs = Processes(folder)
+def bridge(
+    mode: str,
+    folder: Path,
+    drip_url: str,
+    workers: int = 2,
+    extra_env: Mapping[str, str] | None = None,
+    procs: Processes | None = None,
+) -> Iterator[str]:
+    """The bridge in `mode`, on a fresh store; its URL. `extra_env` over the bridge's
+    environment; `procs` to see the processes started (their logs are in `folder`)."""
+    procs = procs or Processes(folder)
     with postgres_database("bench_shapes") if mode == "workers" else _sqlite(folder) as url:
         if url is None:
             raise SystemExit("PostgreSQL is needed for the workers mode")
-        env = bridge_env(url, drip_url) | budget_env(CALLS, BATCH_CALLS, WINDOW)
+        env = (
+            bridge_env(url, drip_url)
+            | budget_env(CALLS, BATCH_CALLS, WINDOW)
+            | {**(extra_env or {})}
+        )
         try:
             port = free_port()
             if mode == "serve":
