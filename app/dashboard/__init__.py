@@ -26,6 +26,7 @@ from app import store
 from app.config import Config
 from app.dashboard import report
 from app.delivery.budget import shared_budgets
+from app.delivery.runner import delivery_trouble
 from app.store import dead_letters
 from app.web.auth import secret_matches
 from app.web.errors import ApiError
@@ -66,6 +67,7 @@ def page() -> str:
         budgets=left,
         setup=report.setup(_config(), request.host_url.rstrip("/")),
         done=request.args.get("done"),
+        trouble=delivery_trouble(current_app),
     )
 
 

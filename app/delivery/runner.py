@@ -45,10 +45,18 @@ def create_worker(app: Flask, lease: float = LEASE_SECONDS, batches: bool = True
 def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
     """Run a worker beside the web server (`drip-bridge serve`)."""
     stop = threading.Event()
-    worker = create_worker(app)
+    worker = app.extensions["delivery"] = create_worker(app)  # /readyz reads its trouble
     thread = threading.Thread(target=worker.run, args=(stop,), name="delivery", daemon=True)
     thread.start()
     return thread, stop
+
+
+def delivery_trouble(app: Flask) -> str | None:
+    """Why this process's own delivery thread (`drip-bridge serve`) fails, if it does."""
+    worker = app.extensions.get("delivery")
+    if worker is None or worker.trouble.message is None:
+        return None
+    return f"delivery cannot use the store ({worker.trouble.count} tries): {worker.trouble.message}"
 
 
 @click.command("worker", help="Run the delivery worker alone (the worker process).")

@@ -101,6 +101,45 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     return min(3600.0, 2.0 * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)
 
 
+def describe(exc: sa.exc.DBAPIError) -> str:
+    """The driver's error in one line, without SQLAlchemy's statement and parameters
+    (they carry people's data)."""
+    cause = exc.orig or exc
+    first = str(cause).strip().splitlines()[:1]
+    return f"{type(cause).__name__}: {first[0] if first else 'no message'}"[:300]
+
+
+class StoreTrouble:
+    """The store errors a worker meets: each distinct one logged when it starts, again
+    with its count every REPORT_EVERY seconds while it lasts, and once when it ends."""
+
+    REPORT_EVERY = 60.0
+
+    def __init__(self) -> None:
+        self.message: str | None = None  # the error of the last step, None: none
+        self.count = 0
+        self.since = 0.0
+        self._reported_at = 0.0
+
+    def failed(self, exc: sa.exc.DBAPIError, now: float) -> None:
+        message = describe(exc)
+        if message != self.message:
+            self.recovered()
+            log.error("store unavailable, retrying: %s", message)
+            self.message, self.count, self.since, self._reported_at = message, 1, now, now
+            return
+        self.count += 1
+        if now - self._reported_at >= self.REPORT_EVERY:
+            log.error("store still unavailable (%d times in %.0f s), retrying: %s",
+                      self.count, now - self.since, message)  # fmt: skip
+            self._reported_at = now
+
+    def recovered(self) -> None:
+        if self.message is not None:
+            log.info("store error ended after %d times: %s", self.count, self.message)
+            self.message, self.count = None, 0
+
+
 @dataclass
 class Pause:
     """A destination whose credentials were refused: probe, then resume."""
@@ -147,6 +186,7 @@ class Worker:
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
         self._stop = threading.Event()
+        self.trouble = StoreTrouble()
 
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         """Step until `stop` is set; sleep `idle` seconds whenever there was nothing to do.
@@ -161,8 +201,9 @@ class Worker:
         while not stop.is_set():
             try:
                 found = self.step()
+                self.trouble.recovered()
             except sa.exc.DBAPIError as exc:
-                log.error("store unavailable, retrying: %s", type(exc.orig or exc).__name__)
+                self.trouble.failed(exc, time.time())
                 found = False
             if not found:
                 stop.wait(idle)

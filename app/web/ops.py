@@ -19,6 +19,8 @@ from prometheus_client.registry import Collector
 
 from app import metrics, store
 from app.delivery.budget import shared_budgets
+from app.delivery.runner import delivery_trouble
+from app.delivery.worker import describe
 from app.store import counters, inbox, outbox, workers
 from app.web.auth import presented_key, secret_matches
 from app.web.errors import ApiError
@@ -37,8 +39,11 @@ def readyz() -> tuple[Response, int]:
         with store.reading(store.engine()) as conn:
             fresh = workers.running(conn, time.time())
     except sa.exc.DBAPIError as exc:
-        return _not_ready(f"database unavailable: {type(exc.orig or exc).__name__}")
+        return _not_ready(f"database unavailable: {describe(exc)}")
     if not fresh:
+        trouble = delivery_trouble(current_app)
+        if trouble:
+            return _not_ready(trouble)
         return _not_ready(
             "no delivery worker has reported in the last minute; start `drip-bridge worker`"
         )
