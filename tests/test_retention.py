@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -115,6 +117,28 @@ def test_an_old_message_still_waiting_keeps_its_payload(app: Flask) -> None:
         outbox.finish(conn, [row.id], now - 50)
     assert retention.prune(engine, now, 20, limit=10) == 2  # the row, then its message
     assert rows(app, received_table) == []
+
+
+def test_a_message_needed_again_between_the_read_and_the_delete_stays(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys are read outside the write transaction; the delete checks them again."""
+    engine = app.extensions["engine"]
+    now = time.time()
+    with engine.begin() as conn:
+        received.accept(conn, "segment", [("m-1", {"a": 1}), ("m-2", {"a": 2})], now - 100)
+    real = retention.writing
+    call = outbox.Pending("m-1", "drip", "event", "p@x.io", "p@x.io", {"email": "p@x.io"})
+
+    @contextlib.contextmanager
+    def meanwhile(engine: sa.Engine) -> Iterator[sa.Connection]:
+        with real(engine) as conn:  # a replay, say, just before the delete
+            outbox.enqueue(conn, [call], now)
+            yield conn
+
+    monkeypatch.setattr(retention, "writing", meanwhile)
+    assert retention.prune(engine, now, 20) == 1
+    assert [r.message_id for r in rows(app, received_table)] == ["m-1"]
 
 
 def test_the_worker_prunes_every_few_minutes_not_at_every_heartbeat(
