@@ -9,7 +9,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import backlog, dashboard, ingest, intake, latency, shapes, slowclients, throughput
+from bench import (
+    backlog,
+    dashboard,
+    ingest,
+    intake,
+    latency,
+    retention,
+    shapes,
+    slowclients,
+    throughput,
+)
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": ingest.main,
@@ -20,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "latency": latency.main,
     "dashboard": dashboard.main,
     "slowclients": slowclients.main,
+    "retention": retention.main,
 }
 
 
