@@ -15,6 +15,7 @@ from bench import (
     ingest,
     intake,
     latency,
+    retention,
     shapes,
     slowclients,
     soak,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "dashboard": dashboard.main,
     "slowclients": slowclients.main,
     "soak": soak.main,
+    "retention": retention.main,
 }
 
 

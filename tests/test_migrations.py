@@ -110,3 +110,31 @@ def test_0011_compresses_waiting_requests_with_lz4_on_postgresql(postgres_url: s
     if not offered or "lz4" not in offered:
         pytest.skip("this PostgreSQL server offers no lz4")
     assert column == "l"  # set on the column itself, whatever the server's default
+
+
+def test_0012_indexes_outbox_message_id_and_rebuilds_an_invalid_one(database_url: str) -> None:
+    """On PostgreSQL CONCURRENTLY, outside any transaction: a build that failed left an
+    invalid index and the revision at 0011; the next upgrade builds it again."""
+    engine = create_engine(database_url)
+    _empty(engine)
+    upgrade(engine, "0011")
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:  # what a cancelled CREATE INDEX CONCURRENTLY leaves: an invalid index
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE INDEX outbox_message_id ON outbox (message_id)"))
+            conn.execute(
+                sa.text(
+                    "UPDATE pg_index SET indisvalid = false"
+                    " WHERE indexrelid = 'outbox_message_id'::regclass"
+                )
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("outbox")}
+        validity = (
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'outbox_message_id'::regclass"
+        )
+        valid = not postgres or conn.execute(sa.text(validity)).scalar_one()
+    engine.dispose()
+    assert (revision, indexes["outbox_message_id"], valid) == ("0012", ["message_id"], True)

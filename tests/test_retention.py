@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -10,9 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.config import Config, ConfigError
+from app.delivery import worker as worker_module
 from app.delivery.runner import create_worker
 from app.simulators.drip import FakeDrip
-from app.store import dead_letters, people, received, retention, workers
+from app.store import dead_letters, outbox, people, received, retention, workers
 from app.store.tables import campaign_members, identities
 from app.store.tables import outbox as outbox_table
 from app.store.tables import received as received_table
@@ -83,6 +86,75 @@ def test_pruning_goes_in_slices_and_keeps_what_is_recent(app: Flask) -> None:
     with engine.connect() as conn:
         ids = conn.execute(sa.select(received_table.c.message_id)).scalars().all()
     assert ids == ["new"]
+
+
+def test_one_call_deletes_at_most_its_budget_and_the_next_goes_on(app: Flask) -> None:
+    engine = app.extensions["engine"]
+    now = time.time()
+    with engine.begin() as conn:
+        received.accept(conn, "segment", [(f"old-{i}", {}) for i in range(63)], now - 100)
+    budget = retention.ROUNDS * 10
+    assert retention.prune(engine, now, 20, limit=10) == budget
+    assert retention.prune(engine, now, 20, limit=10) == 63 - budget
+    assert retention.prune(engine, now, 20, limit=10) == 0
+
+
+def test_an_old_message_still_waiting_keeps_its_payload(app: Flask) -> None:
+    """The received row of a pending (or dead) outbox row stays however old, while old
+    rows around it go; once the row is delivered, it goes too."""
+    engine = app.extensions["engine"]
+    now = time.time()
+    call = outbox.Pending("m-wait", "drip", "event", "p@x.io", "p@x.io", {"email": "p@x.io"})
+    with engine.begin() as conn:
+        received.accept(conn, "segment", [(f"old-{i}", {}) for i in range(15)], now - 200)
+        received.accept(conn, "segment", [("m-wait", {"hello": "world"})], now - 100)
+        outbox.enqueue(conn, [call], now - 100)
+    assert retention.prune(engine, now, 20, limit=10) == 15
+    (kept,) = rows(app, received_table)
+    assert (kept.message_id, kept.payload) == ("m-wait", {"hello": "world"})
+    (row,) = rows(app)
+    with engine.begin() as conn:
+        outbox.finish(conn, [row.id], now - 50)
+    assert retention.prune(engine, now, 20, limit=10) == 2  # the row, then its message
+    assert rows(app, received_table) == []
+
+
+def test_a_message_needed_again_between_the_read_and_the_delete_stays(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys are read outside the write transaction; the delete checks them again."""
+    engine = app.extensions["engine"]
+    now = time.time()
+    with engine.begin() as conn:
+        received.accept(conn, "segment", [("m-1", {"a": 1}), ("m-2", {"a": 2})], now - 100)
+    real = retention.writing
+    call = outbox.Pending("m-1", "drip", "event", "p@x.io", "p@x.io", {"email": "p@x.io"})
+
+    @contextlib.contextmanager
+    def meanwhile(engine: sa.Engine) -> Iterator[sa.Connection]:
+        with real(engine) as conn:  # a replay, say, just before the delete
+            outbox.enqueue(conn, [call], now)
+            yield conn
+
+    monkeypatch.setattr(retention, "writing", meanwhile)
+    assert retention.prune(engine, now, 20) == 1
+    assert [r.message_id for r in rows(app, received_table)] == ["m-1"]
+
+
+def test_the_worker_prunes_every_few_minutes_not_at_every_heartbeat(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.config["BRIDGE"] = app.config["BRIDGE"].with_overrides({"data_retention": 20.0})
+    worker = create_worker(app)
+    calls: list[float] = []
+    monkeypatch.setattr(retention, "prune", lambda engine, now, keep: calls.append(now))
+    clock = [1_000_000.0]
+    monkeypatch.setattr(worker_module.time, "time", lambda: clock[0])
+    for _ in range(60):  # ten minutes of steps, one every 10 s: a heartbeat each
+        worker.step()
+        clock[0] += worker_module.HEARTBEAT_EVERY
+    assert worker_module.PRUNE_EVERY >= 10 * worker_module.HEARTBEAT_EVERY
+    assert len(calls) == 600 // worker_module.PRUNE_EVERY
 
 
 def test_the_worker_prunes_as_it_reports_in(app: Flask, client: FlaskClient) -> None:

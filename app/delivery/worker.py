@@ -32,7 +32,12 @@ GIVE_UP_AFTER = 72 * 3600.0  # a failing row is retried for up to 72 hours
 # A row whose delivery fails in a way no sender foresaw (a bug, a body this version
 # cannot send) is retried with backoff, then set aside as a dead letter.
 SET_ASIDE_AFTER = 5
-HEARTBEAT_EVERY = 10.0  # seconds between heartbeats, and between prunings
+HEARTBEAT_EVERY = 10.0  # seconds between heartbeats
+# Seconds between prunings. Retention is counted in hours or days: pruning every few
+# minutes keeps the tables about as small as pruning at every heartbeat did, for a
+# thirtieth of the work (each pruning reads through the old rows and takes the write
+# lock once per slice, app/store/retention.py), and the worker's first step prunes.
+PRUNE_EVERY = 300.0
 INTAKE_SECONDS = 0.5  # a step maps waiting requests for this long at most, then delivers
 # Segment's requests (/segment, /v1) count as still arriving while the inbox holds some,
 # and for this long after the newest one arrived, whichever process took it: another
@@ -185,6 +190,7 @@ class Worker:
         self.keep_for = keep_for  # DATA_RETENTION; None: prune nothing (tests of one step)
         self.paused: dict[str, Pause] = {}
         self._last_beat = 0.0
+        self._last_prune = 0.0
         self._stop = threading.Event()
         self.trouble = StoreTrouble()
 
@@ -219,7 +225,9 @@ class Worker:
         for sender in self.senders:
             if self._resumable(sender, now):
                 found |= self._step(sender, now)
-        if self._heartbeat(now, force=set(self.paused) != paused_before) and self.keep_for:
+        self._heartbeat(now, force=set(self.paused) != paused_before)
+        if self.keep_for and now - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = now
             retention.prune(self.engine, now, self.keep_for)
         return found
 

@@ -17,10 +17,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Create or migrate the schema to `revision` (default: the newest)."""
+    """Create or migrate the schema to `revision` (default: the newest).
+
+    On SQLite all in one transaction, in the writers' turn. On PostgreSQL each migration
+    in its own (migrations/env.py), so that one may build an index CONCURRENTLY (0012),
+    which no transaction can hold.
+    """
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with writing(engine) as conn:
+    with writing(engine) if engine.dialect.name == "sqlite" else engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

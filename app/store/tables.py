@@ -69,6 +69,7 @@ outbox = sa.Table(
     sa.Index("outbox_due", "destination", "state", "id"),
     sa.Index("outbox_person", "destination", "person", "state", "id"),
     sa.Index("outbox_finished", "state", "finished_at"),  # last hour's deliveries, retention
+    sa.Index("outbox_message_id", "message_id"),  # retention keeps what a waiting row shows
 )
 
 # Messages accepted but not forwarded, with why (dashboard, metrics).
