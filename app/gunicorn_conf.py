@@ -14,7 +14,7 @@ import tempfile
 from typing import Any
 
 from app.config import Config, ConfigError  # imports nothing of prometheus_client
-from app.web_process import check_web_concurrency
+from app.web_process import check_web_concurrency, usable_cpus
 
 # Merge the counters of all processes for /metrics (prometheus_client multiprocess);
 # this must be set before prometheus_client is first imported, which the app does.
@@ -22,13 +22,14 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="drip-
 
 
 def _workers() -> int:
-    """WEB_CONCURRENCY, else one process per core; a bad value stops gunicorn here with
-    one line and status 2 (an exception raised while gunicorn loads this file would print
-    a traceback). gunicorn itself reads WEB_CONCURRENCY with int() when it is imported,
-    so a value that is not a number at all is caught before, by `python -m app.web_process`."""
+    """WEB_CONCURRENCY, else one process per CPU this process may use; a bad value stops
+    gunicorn here with one line and status 2 (an exception raised while gunicorn loads
+    this file would print a traceback). gunicorn itself reads WEB_CONCURRENCY with int()
+    when it is imported, so a value that is not a number at all is caught before, by
+    `python -m app.web_process`."""
     check_web_concurrency()
     value = os.environ.get("WEB_CONCURRENCY", "").strip()
-    return int(value) if value else os.cpu_count() or 1
+    return int(value) if value else usable_cpus()
 
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
