@@ -1,5 +1,5 @@
 """The web process as a platform runs it (issue 19): it stops in time, also while its
-workers boot, and removes the metrics folder it made.
+workers boot, removes the metrics folder it made, and answers the image's HEALTHCHECK.
 
 A platform stops a process with SIGTERM, then SIGKILL after its grace (Heroku 30 s,
 `docker stop` 10 s); a deploy or a restart may come while workers are still booting.
@@ -7,6 +7,7 @@ A platform stops a process with SIGTERM, then SIGKILL after its grace (Heroku 30
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -95,3 +96,23 @@ def test_a_server_that_refuses_its_configuration_leaves_no_metrics_folder(tmp_pa
     proc, _, log = start_web(tmp_path, DRIP_API_TOKEN="")
     assert proc.wait(timeout=60) == 2, log.read_text()
     assert metrics_folders(tmp_path) == []
+
+
+def healthcheck() -> list[str]:
+    """The Dockerfile's HEALTHCHECK command (this machine cannot build the image)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", "")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("HEALTHCHECK ")]
+    argv: list[str] = json.loads(line.split(" CMD ", 1)[1])
+    return [sys.executable, *argv[1:]] if argv[0] == "python" else argv
+
+
+def test_the_images_healthcheck_passes_while_the_web_process_serves(tmp_path: Path) -> None:
+    proc, url, log = start_web(tmp_path)
+    wait_until("gunicorn to serve", lambda: answers(f"{url}/healthz"), timeout=60)
+    port = url.rsplit(":", 1)[1]
+    check = subprocess.run(healthcheck(), env=os.environ | {"PORT": port}, timeout=10)
+    assert check.returncode == 0, log.read_text()
+    stop_time(proc)
+    check = subprocess.run(healthcheck(), env=os.environ | {"PORT": port},
+                           capture_output=True, timeout=10)  # fmt: skip
+    assert check.returncode != 0
