@@ -1,7 +1,8 @@
 # drip-bridge for platforms that run containers. The image runs the Procfile's web
-# process; run the same image with `drip-bridge worker` for the worker and
-# `drip-bridge db upgrade` for the release step. Give it DATABASE_URL (PostgreSQL):
-# a container's own disk is not shared with the other processes.
+# process; run the same image with `drip-bridge worker` for the worker (with
+# --no-healthcheck: it serves no HTTP) and `drip-bridge db upgrade` for the release
+# step. Give it DATABASE_URL (PostgreSQL): a container's own disk is not shared with
+# the other processes. Dependencies are the locked ones (uv.lock), never re-resolved.
 #
 #   docker build -t drip-bridge .
 #   docker run --rm -e DATABASE_URL=postgres://... -e DRIP_ACCOUNT_ID=... \
@@ -27,4 +28,9 @@ COPY wsgi.py Procfile ./
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 PORT=8000
 USER bridge
 EXPOSE 8000
+# Liveness of the web process (README, "Health checks"); python, as the image has no curl.
+# The web process stops within 8 s of SIGTERM (gunicorn's graceful_timeout), inside
+# `docker stop`'s 10 s.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
 CMD ["python", "-m", "app.web_process", "wsgi:app"]

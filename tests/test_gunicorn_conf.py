@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from app.web_process import cpu_quota, usable_cpus
 from tests.processes import BIN, ROOT
 
 GOOD = {"DRIP_ACCOUNT_ID": "1234567", "DRIP_API_TOKEN": "t", "BRIDGE_WRITE_KEY": "k"}
@@ -63,3 +65,30 @@ def test_gunicorn_alone_fails_on_its_own_before_reading_our_configuration(
     """Why the web process is `python -m app.web_process`: gunicorn checks these on import."""
     result = run(GUNICORN, WEB_CONCURRENCY=value)
     assert (result.returncode, result.stderr.splitlines()[-1]) == (1, last_line)
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cpus"),
+    [("max 100000\n", None), ("200000 100000\n", 2), ("150000 100000\n", 2),
+     ("10000 100000\n", 1), ("", None), ("lots 100000\n", None)],
+    ids=["no quota", "two", "one and a half rounds up", "a tenth is one", "empty", "garbled"],
+)  # fmt: skip
+def test_the_cgroup_cpu_quota_is_read_from_cpu_max(
+    tmp_path: Path, cpu_max: str, cpus: int | None
+) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert cpu_quota(path) == cpus
+
+
+def test_without_web_concurrency_one_process_per_cpu_the_container_may_use(
+    tmp_path: Path,
+) -> None:
+    """A `--cpus 1` container on a many-core host starts one, not one per host core."""
+    path = tmp_path / "cpu.max"
+    path.write_text("100000 100000\n")
+    assert usable_cpus(path) == 1
+    path.write_text("max 100000\n")
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    assert usable_cpus(path) == (affinity or os.cpu_count())
+    assert usable_cpus(tmp_path / "absent") == usable_cpus(path)

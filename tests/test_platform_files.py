@@ -73,6 +73,8 @@ def test_the_dockerfile_installs_from_the_lock_and_runs_web_as_a_user() -> None:
     assert runs and all("--locked --no-dev" in ln for ln in runs)
     users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
     assert users == ["bridge"]
+    # run by test_platform_process.py against a real web process
+    assert len([ln for ln in lines if ln.startswith("HEALTHCHECK ")]) == 1
     web = (ROOT / "Procfile").read_text().splitlines()[0].removeprefix("web: ").split()
     assert lines[-1] == "CMD " + json.dumps(web)
 
