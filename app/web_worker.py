@@ -12,6 +12,8 @@ A stock worker that gets SIGTERM (or SIGINT, SIGQUIT) while it boots stops late:
   builds the whole app (seconds on a busy machine), then serves, then stops.
 
 Nothing is served before `booted`, so there is nothing to finish: leave at once.
+Once booted, a stop also tells `serve`'s delivery thread to stop claiming at once,
+while the connections still open are served.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class BridgeWorker(GeventWorker):
         super().handle_exit(sig, frame)  # not alive: if the exit below is caught, stop once booted
         if not self.booted:
             sys.exit(0)  # gunicorn still calls worker_exit on the way out
+        delivery = getattr(self, "delivery", None)  # `serve` (gunicorn_conf.post_worker_init)
+        if delivery:
+            # Stop claiming now, not once the open connections are done (worker_exit):
+            # the call in flight finishes and the rest of its claim is given back.
+            delivery[1].set()
 
     def handle_quit(self, sig: int, frame: FrameType | None) -> None:
         if not self.booted:

@@ -142,3 +142,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def drip_records(body: Any) -> int:
+    """The records one call to Drip carried (a batch call's, or one)."""
+    if "batches" in body:
+        return sum(len(next(iter(b.values()))) for b in body["batches"])
+    return len(next(iter(body.values())))

@@ -54,11 +54,11 @@ from bench.common import (
     WRITE_KEY,
     Processes,
     bridge_env,
+    drip_records,
     postgres_database,  # fmt: skip
     save,
     table,
 )
-from bench.throughput import _records
 
 WINDOW, CALLS, BATCH_CALLS, BATCH_SIZE = 6.0, 60, 2, 1000
 MAXIMUM = CALLS + BATCH_CALLS * BATCH_SIZE
@@ -227,25 +227,25 @@ def run(shape: str, mode: str, windows: int) -> dict[str, Any]:
                            "dropped": stats["dropped"]}  # fmt: skip
     if shape == "engage":
         spanned = windows_spanned([c.at for c in calls], WINDOW)
-        records = sum(_records(c.json) for c in calls)
+        records = sum(drip_records(c.json) for c in calls)
         per_window = len(sent) / spanned
         return row | {"messages": len(sent), "records": records, "calls": len(calls),
                       "windows": spanned, "messages_per_window": round(per_window),
                       "of_one_record_max": round(per_window / MAXIMUM, 2),
                       "exact_people": 3000}  # fmt: skip
     inside = [c for c in calls if c.at < start + windows * WINDOW]
-    records = sum(_records(c.json) for c in inside)
+    records = sum(drip_records(c.json) for c in inside)
     of_maximum = round(records / (windows * MAXIMUM), 3)
     records_in = [0] * windows
     for c in inside:
-        records_in[int((c.at - start) // WINDOW)] += _records(c.json)
-    batches = [_records(c.json) for c in inside if _is_batch(c.path)]
+        records_in[int((c.at - start) // WINDOW)] += drip_records(c.json)
+    batches = [drip_records(c.json) for c in inside if is_batch(c.path)]
     return row | {"messages": len(sent), "records": records, "calls": len(inside),
                   "windows": windows, "per_window": "/".join(map(str, records_in)),
                   "batches": "/".join(map(str, batches)), "of_maximum": of_maximum}  # fmt: skip
 
 
-def _is_batch(path: str) -> bool:
+def is_batch(path: str) -> bool:
     return path.endswith(("/batches", "/batch"))
 
 
@@ -280,7 +280,7 @@ def goal(people: int, scale: float) -> dict[str, Any]:
         right = exact(fake, expected, people)
         stats = fake.stats()
     took = calls[-1].at - calls[0].at
-    records = sum(_records(c.json) for c in calls)
+    records = sum(drip_records(c.json) for c in calls)
     batches = sum(1 for c in calls if c.path.endswith("/batches"))
     budgets = f"{per_hour} + {batches_per_hour} batches"
     return {"people": people, "messages": len(sent), "budgets_per_hour": budgets,

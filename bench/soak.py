@@ -42,9 +42,17 @@ import requests
 from app.simulators.drip import FakeDrip
 from app.simulators.segment import FakeSegment
 from app.simulators.server import wait_until
-from bench.common import ACCOUNT_ID, DRIP_TOKEN, WRITE_KEY, Processes, save, table
-from bench.shapes import BATCH_CALLS, CALLS, MAXIMUM, WINDOW, accepted, bridge
-from bench.throughput import _records
+from bench.common import (
+    ACCOUNT_ID,
+    DRIP_TOKEN,
+    WRITE_KEY,
+    Processes,
+    drip_records,
+    median,
+    save,
+    table,
+)
+from bench.shapes import BATCH_CALLS, CALLS, MAXIMUM, WINDOW, accepted, bridge, is_batch
 
 LOW, HIGH, PER_BATCH = 2000, 4000, 500  # the backlog /v1/batch keeps waiting
 RATES = {"track": 5.0, "identify": 2.0, "webhook": 1.0, "admin": 0.2, "metrics": 0.2}
@@ -138,7 +146,8 @@ class Load:
             while backlog < LOW:
                 n = next(self.serial)
                 keys = [f"b{n}-{i}" for i in range(PER_BATCH)]
-                body = {"batch": [track(k, i) | {"type": "track"} for i, k in enumerate(keys)]}
+                body = {"batch": [track(k, n * PER_BATCH + i) | {"type": "track"}
+                                  for i, k in enumerate(keys)]}  # fmt: skip
                 with self.lock:
                     self.waiting += PER_BATCH
                 self.request("batch", keys, "POST", "/v1/batch", auth=(WRITE_KEY, ""), json=body)
@@ -281,7 +290,8 @@ def run(mode: str, minutes: float, drain: float, workers: int) -> dict[str, Any]
     first = times[0] if times else began
     windows = max(1, int((ended - first) // WINDOW))
     inside = [c for c in calls if first <= c.at < first + windows * WINDOW]
-    records = sum(_records(c.json) for c in inside)
+    records = sum(drip_records(c.json) for c in inside)
+    batches = [drip_records(c.json) for c in inside if is_batch(c.path)]
     accepted_n = sum(len(keys) for keys in load.expected.values())
     return {
         "mode": mode, "minutes": minutes,
@@ -291,6 +301,8 @@ def run(mode: str, minutes: float, drain: float, workers: int) -> dict[str, Any]
         "windows": windows, "records": records, "calls": len(inside),
         "of_maximum": round(records / (windows * MAXIMUM), 3),
         "calls_of_maximum": round(len(inside) / (windows * (CALLS + BATCH_CALLS)), 3),
+        "batch_calls": len(batches), "batch_records_median": median(batches) if batches else 0,
+        "batch_records_min": min(batches, default=0),
         "accepted": accepted_n, "delivered": accepted_n - sum(map(len, left.values())),
         "missing": {e: keys[:20] for e, keys in left.items() if keys},
         "drained": drained, "drain_s": round(done - ended, 1),
@@ -312,8 +324,9 @@ def _found_anyway(load: Load, fake: FakeDrip, segment: FakeSegment) -> int:
 
 def render(runs: list[dict[str, Any]]) -> str:
     keys = ["mode", "minutes", "worker_timeouts", "longest_idle_s", "longest_idle_at_s",
-            "of_maximum", "calls_of_maximum", "accepted", "delivered", "drained", "drain_s",
-            "over_budget", "dropped"]  # fmt: skip
+            "of_maximum", "calls_of_maximum", "batch_calls", "batch_records_median",
+            "batch_records_min", "accepted", "delivered", "drained", "drain_s", "over_budget",
+            "dropped"]  # fmt: skip
     rows = [[r[k] for k in keys] for r in runs]
     requests_rows = [
         [r["mode"], e, c.get("sent", 0), c.get("failed", 0), c.get("unanswered", 0)]

@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import requests
+import sqlalchemy as sa
 
+from app.simulators.drip import FakeDrip
 from app.simulators.server import answers, free_port, wait_until
+from app.store import create_engine, upgrade
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.slow
@@ -48,6 +53,39 @@ def stop_time(proc: subprocess.Popen[bytes]) -> float:
         proc.kill()
         proc.wait()
     return time.monotonic() - began
+
+
+def test_serve_stops_claiming_at_the_sigterm_while_a_slow_client_keeps_a_connection(
+    tmp_path: Path,
+) -> None:
+    """The delivery thread used to be told to stop only once the open connections were
+    served: it started a Drip call every 2 s until the master killed it mid-call, and
+    that row went out again when its lease ended."""
+    fake = FakeDrip(token="t", account_id=GOOD["DRIP_ACCOUNT_ID"], latency=2.0)
+    database = f"sqlite:///{tmp_path}/s.db"
+    engine = create_engine(database)
+    upgrade(engine)
+    with fake.serve():
+        proc, url, log = start_web(tmp_path, BRIDGE_DELIVERY_IN_WEB="1", WEB_CONCURRENCY="1",
+                                   DRIP_API_URL=fake.url, DRIP_COALESCE="off")  # fmt: skip
+        wait_until("gunicorn to serve", lambda: answers(f"{url}/healthz"), timeout=60)
+        tracks = [{"type": "track", "userId": f"u{n}", "event": "Signed Up", "messageId": f"m{n}",
+                   "properties": {"email": f"p{n}@example.com"}} for n in range(20)]  # fmt: skip
+        headers = {"Authorization": f"Bearer {GOOD['BRIDGE_WRITE_KEY']}"}
+        requests.post(f"{url}/segment", json=tracks, headers=headers, timeout=10).raise_for_status()
+        wait_until("the first call to Drip", lambda: bool(fake.calls()))
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as slow:
+            slow.sendall(b"POST /segment HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[")
+            time.sleep(1.0)  # read by now: the server waits for the rest of its body
+            signalled = time.time()
+            stop_time(proc)
+        started = [call.at - signalled for call in fake.calls() if call.at > signalled]
+    assert started == [], log.read_text()
+    with engine.connect() as conn:  # the call in flight settled, nothing left leased
+        leased = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE state = 'pending' "
+                                      "AND available_at > :now"), {"now": time.time()})  # fmt: skip
+        assert leased.scalar_one() == 0
+    engine.dispose()
 
 
 def metrics_folders(tmp_path: Path) -> list[Path]:

@@ -51,12 +51,15 @@ def start_in_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
     return thread, stop
 
 
-def delivery_trouble(app: Flask) -> str | None:
-    """Why this process's own delivery thread (`drip-bridge serve`) fails, if it does."""
+def delivery_trouble(app: Flask, detail: bool = True) -> str | None:
+    """Why this process's own delivery thread (`drip-bridge serve`) fails, if it does;
+    without `detail`, the error's kind only (for pages anyone may read)."""
     worker = app.extensions.get("delivery")
-    if worker is None or worker.trouble.message is None:
+    trouble = worker.trouble if worker else None
+    if trouble is None or trouble.error is None:
         return None
-    return f"delivery cannot use the store ({worker.trouble.count} tries): {worker.trouble.message}"
+    what = trouble.message if detail else f"{trouble.error.__name__} (see /admin or the log)"
+    return f"delivery fails ({trouble.count} tries): {what}"
 
 
 @click.command("worker", help="Run the delivery worker alone (the worker process).")

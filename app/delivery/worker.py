@@ -106,43 +106,49 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     return min(3600.0, 2.0 * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)
 
 
-def describe(exc: sa.exc.DBAPIError) -> str:
-    """The driver's error in one line, without SQLAlchemy's statement and parameters
-    (they carry people's data)."""
-    cause = exc.orig or exc
+def describe(exc: BaseException) -> str:
+    """The error in one line: the driver's, without SQLAlchemy's statement and
+    parameters (they carry people's data)."""
+    cause = getattr(exc, "orig", None) or exc
     first = str(cause).strip().splitlines()[:1]
     return f"{type(cause).__name__}: {first[0] if first else 'no message'}"[:300]
 
 
-class StoreTrouble:
-    """The store errors a worker meets: each distinct one logged when it starts, again
-    with its count every REPORT_EVERY seconds while it lasts, and once when it ends."""
+class Trouble:
+    """What stops a worker's steps (the store unavailable, a bug): each distinct error
+    logged when it starts, again with its count every REPORT_EVERY seconds while it
+    lasts, and once when it ends."""
 
     REPORT_EVERY = 60.0
 
     def __init__(self) -> None:
         self.message: str | None = None  # the error of the last step, None: none
+        self.error: type[BaseException] | None = None
         self.count = 0
         self.since = 0.0
         self._reported_at = 0.0
 
-    def failed(self, exc: sa.exc.DBAPIError, now: float) -> None:
+    def failed(self, exc: Exception, now: float) -> None:
         message = describe(exc)
+        what = "store unavailable" if isinstance(exc, sa.exc.DBAPIError) else "step failed"
         if message != self.message:
             self.recovered()
-            log.error("store unavailable, retrying: %s", message)
+            # A store error is expected now and then; anything else is a bug to look at.
+            trace = None if isinstance(exc, sa.exc.DBAPIError) else exc
+            log.error("%s, retrying: %s", what, message, exc_info=trace)
             self.message, self.count, self.since, self._reported_at = message, 1, now, now
+            self.error = type(exc)
             return
         self.count += 1
         if now - self._reported_at >= self.REPORT_EVERY:
-            log.error("store still unavailable (%d times in %.0f s), retrying: %s",
-                      self.count, now - self.since, message)  # fmt: skip
+            log.error("%s still (%d times in %.0f s), retrying: %s",
+                      what, self.count, now - self.since, message)  # fmt: skip
             self._reported_at = now
 
     def recovered(self) -> None:
         if self.message is not None:
-            log.info("store error ended after %d times: %s", self.count, self.message)
-            self.message, self.count = None, 0
+            log.info("error ended after %d times: %s", self.count, self.message)
+            self.message, self.error, self.count = None, None, 0
 
 
 @dataclass
@@ -192,7 +198,7 @@ class Worker:
         self._last_beat = 0.0
         self._last_prune = 0.0
         self._stop = threading.Event()
-        self.trouble = StoreTrouble()
+        self.trouble = Trouble()
 
     def run(self, stop: threading.Event, idle: float = 0.2) -> None:
         """Step until `stop` is set; sleep `idle` seconds whenever there was nothing to do.
@@ -208,7 +214,7 @@ class Worker:
             try:
                 found = self.step()
                 self.trouble.recovered()
-            except sa.exc.DBAPIError as exc:
+            except Exception as exc:  # the store unavailable, or a bug: never stop delivering
                 self.trouble.failed(exc, time.time())
                 found = False
             if not found:

@@ -66,23 +66,24 @@ class _WriterTurn:
     threadpool) and the process serves its other requests meanwhile. flock wakes the
     next writer as soon as the lock is free; SQLite's own busy handler would poll
     with sleeps of up to tens of milliseconds, holding the event loop as it sleeps.
+
+    Each turn opens the file anew and closing it gives the lock back: a greenlet
+    killed while its wait goes on in the threadpool closes its descriptor, so the
+    lock the thread then takes goes with the thread's last use of it.
     """
 
     def __init__(self, path: str) -> None:
+        self.path = path
         self._lock = threading.Lock()
-        self._file = open(path, "a")  # noqa: SIM115 (kept for the process)
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        with self._lock:
+        with self._lock, open(self.path, "a") as file:
             try:
-                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # another process writes: wait off the event loop
-                _off_the_loop(fcntl.flock, self._file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
+                _off_the_loop(fcntl.flock, file, fcntl.LOCK_EX)
+            yield
 
 
 def _off_the_loop(call: Callable[..., Any], *args: Any) -> Any:
@@ -98,7 +99,7 @@ def _off_the_loop(call: Callable[..., Any], *args: Any) -> Any:
 
 @functools.cache
 def _turn(path: str, pid: int) -> _WriterTurn:
-    """The process's turn (by pid: a forked child opens its own file, as flock needs)."""
+    """The process's turn (by pid: a forked child makes its own lock)."""
     return _WriterTurn(path)
 
 

@@ -20,7 +20,6 @@ from prometheus_client.registry import Collector
 from app import metrics, store
 from app.delivery.budget import shared_budgets
 from app.delivery.runner import delivery_trouble
-from app.delivery.worker import describe
 from app.store import counters, inbox, outbox, workers
 from app.web.auth import presented_key, secret_matches
 from app.web.errors import ApiError
@@ -39,9 +38,10 @@ def readyz() -> tuple[Response, int]:
         with store.reading(store.engine()) as conn:
             fresh = workers.running(conn, time.time())
     except sa.exc.DBAPIError as exc:
-        return _not_ready(f"database unavailable: {describe(exc)}")
+        # The driver's words (host, port, role) stay in the logs: anyone may read this.
+        return _not_ready(f"database unavailable: {type(exc.orig or exc).__name__}")
     if not fresh:
-        trouble = delivery_trouble(current_app)
+        trouble = delivery_trouble(current_app, detail=False)
         if trouble:
             return _not_ready(trouble)
         return _not_ready(
