@@ -7,8 +7,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from app.store import GroupCommit, create_engine, upgrade, writing
@@ -89,6 +91,22 @@ def _database(tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def python() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Starts `python -c script url`; kills what is left at the end (a process that
+    stood still on the old code would otherwise outlive the test)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(script: str, url: str, **kwargs: object) -> subprocess.Popen[str]:
+        started.append(_python(script, url, **kwargs))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
 def _python(script: str, url: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), url],
@@ -97,20 +115,22 @@ def _python(script: str, url: str, **kwargs: object) -> subprocess.Popen[str]:
 
 
 def test_a_greenlet_waiting_for_the_turn_lets_the_greenlet_holding_it_finish(
-    tmp_path: Path,
+    tmp_path: Path, python: Callable[..., subprocess.Popen[str]]
 ) -> None:
     # Before: the second greenlet's flock blocked the event loop, so the holder never
     # ran to its release; the process stood still until gunicorn killed it.
-    worker = _python(GEVENT + HOLDER_SWITCHES, _database(tmp_path))
+    worker = python(GEVENT + HOLDER_SWITCHES, _database(tmp_path))
     out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     assert out == "3\n"
 
 
-def test_waiting_for_another_process_turn_leaves_the_event_loop_serving(tmp_path: Path) -> None:
+def test_waiting_for_another_process_turn_leaves_the_event_loop_serving(
+    tmp_path: Path, python: Callable[..., subprocess.Popen[str]]
+) -> None:
     url = _database(tmp_path)
-    holder = _python(HOLD_UNTIL_TOLD, url, stdin=subprocess.PIPE)
-    waiter = _python(GEVENT + OTHER_PROCESS_HOLDS, url, stdin=subprocess.PIPE)
+    holder = python(HOLD_UNTIL_TOLD, url, stdin=subprocess.PIPE)
+    waiter = python(GEVENT + OTHER_PROCESS_HOLDS, url, stdin=subprocess.PIPE)
     assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
     assert waiter.stdout is not None and waiter.stdout.readline() == "ready\n"
     assert waiter.stdin is not None and holder.stdin is not None
