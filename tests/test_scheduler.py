@@ -334,6 +334,26 @@ def test_while_requests_arrive_every_process_holds_subscriber_updates_back(
     assert len(fake_drip.records("subscriber")) == 50
 
 
+def test_while_requests_arrive_a_waiting_subscriber_update_holds_back_no_one_else(
+    client: FlaskClient, app: Flask, fake_drip: FakeDrip
+) -> None:
+    # The one-by-one lanes took the oldest row and, finding it a subscriber update that
+    # waits for more, claimed nothing at all: under traffic that never stops they sent
+    # one row a window of Drip's 60 (bench soak: 12 a window).
+    app = compressed(app, Rate(5, 60), Rate(2, 60))  # a backlog from 3 rows
+    tracks = [{"type": "track", "messageId": f"t{i}", "userId": f"t{i}", "event": "Viewed",
+               "properties": {"email": f"t{i}@example.com"}} for i in range(3)]  # fmt: skip
+    client.post("/segment", data=dumps([*identifies(1), *tracks]), headers=HEADERS)
+    create_worker(app).step()
+    assert paths(fake_drip) == ["events"] * 3
+    assert [(r.kind, r.state) for r in rows(app)] == [("subscriber", "pending")] + [
+        ("event", "done")
+    ] * 3
+    arrivals_over(app)
+    create_worker(app).step()
+    assert paths(fake_drip) == ["events"] * 3 + ["subscribers"]
+
+
 def test_at_low_volume_nothing_waits_and_nothing_is_merged(
     client: FlaskClient, app: Flask, fake_drip: FakeDrip
 ) -> None:

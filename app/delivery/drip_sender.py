@@ -66,9 +66,13 @@ class DripSender:
         if self.single_budget.available:
             backlog = self.coalesce and total >= self.batch_threshold
             run_kind = MERGED_KIND if backlog else None  # at low volume nothing is merged
-            admit = functools.partial(self._admit_single, backlog and quiet == 0)
+            # Under backlog, while requests arrive, a subscriber update waits for the
+            # person's next ones (to go with them): the lanes take the rows behind it.
+            arriving = backlog and quiet == 0
+            since = time.time() - ARRIVAL_WAIT * self.batch_budget.rate.period
+            spare = (MERGED_KIND, since) if arriving else None
             n = min(INDIVIDUAL_CLAIM, total)
-            lanes += [Lane(1, admit=admit, run_kind=run_kind)] * n
+            lanes += [Lane(1, admit=self._admit_single, run_kind=run_kind, spare=spare)] * n
         return lanes
 
     def _merges(self, kind: str | None) -> bool:
@@ -100,11 +104,7 @@ class DripSender:
                 return False
         return self.batch_budget.take()
 
-    def _admit_single(self, arriving: bool, candidates: Sequence[Row]) -> bool:
-        """Under backlog, a subscriber update waits for what is arriving, so that the
-        person's next updates can go with it."""
-        if arriving and candidates[0].kind == MERGED_KIND and self._may_wait(candidates):
-            return False
+    def _admit_single(self, candidates: Sequence[Row]) -> bool:
         return self.single_budget.take()
 
     def _may_wait(self, candidates: Sequence[Row]) -> bool:

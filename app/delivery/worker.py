@@ -75,6 +75,9 @@ class Lane:
     rows: int = 0  # batch lanes: rows at most (0: `limit`)
     merges: bool = False  # batch lanes: a person's rows go as one record
     run_kind: str | None = None
+    # (kind, since): rows of `kind` received after `since` wait, and the lane claims
+    # past them (they are not offered to `admit`)
+    spare: tuple[str, float] | None = None
 
 
 def _records(lane: Lane, candidates: Sequence[Row]) -> int:
@@ -291,7 +294,8 @@ class Worker:
     def _claim(self, dest: str, lane: Lane, now: float) -> list[Row]:
         """Lease the lane's rows once `lane.admit` has taken what their call needs."""
         with store.writing(self.engine) as conn:
-            claimed = claims.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit)
+            claimed = claims.claim(conn, dest, lane.limit, now, self.lease, lane.kind, lane.admit,
+                                   lane.spare)  # fmt: skip
             if len(claimed) == 1 and claimed[0].kind == lane.run_kind:
                 claimed = claims.claim_run_of(conn, claimed[0], now, self.lease)
             return claimed

@@ -53,8 +53,10 @@ def claim(
     lease: float = LEASE_SECONDS,
     kind: str | None = None,
     admit: Admit | None = None,
+    spare: tuple[str, float] | None = None,
 ) -> list[sa.Row[Any]]:
-    """Lease up to `limit` due rows, at most one per person: the oldest one.
+    """Lease up to `limit` due rows, at most one per person: the oldest one (of `kind`
+    when given; `spare`, (kind, since): not a row of that kind received after `since`).
 
     A person's later rows wait until the earlier ones are done or dead, which keeps
     their updates in order and never two in flight at once. On PostgreSQL the
@@ -75,6 +77,8 @@ def claim(
     )
     if kind is not None:
         due = due.where(outbox.c.kind == kind)
+    if spare is not None:
+        due = due.where(~((outbox.c.kind == spare[0]) & (outbox.c.received_at > spare[1])))
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     if admit is None:
