@@ -68,9 +68,9 @@ class DripSender:
             run_kind = MERGED_KIND if backlog else None  # at low volume nothing is merged
             # Under backlog, while requests arrive, a subscriber update waits for the
             # person's next ones (to go with them): the lanes take the rows behind it.
-            arriving = backlog and quiet == 0
-            since = time.time() - ARRIVAL_WAIT * self.batch_budget.rate.period
-            spare = (MERGED_KIND, since) if arriving else None
+            spare = (
+                (MERGED_KIND, self._wait_for_arrivals_since()) if backlog and quiet == 0 else None
+            )
             n = min(INDIVIDUAL_CLAIM, total)
             lanes += [Lane(1, admit=self._admit_single, run_kind=run_kind, spare=spare)] * n
         return lanes
@@ -108,7 +108,11 @@ class DripSender:
         return self.single_budget.take()
 
     def _may_wait(self, candidates: Sequence[Row]) -> bool:
-        return _waited(candidates) < ARRIVAL_WAIT * self.batch_budget.rate.period
+        return min(c.received_at for c in candidates) > self._wait_for_arrivals_since()
+
+    def _wait_for_arrivals_since(self) -> float:
+        """Subscriber updates received after this time still wait for what arrives."""
+        return time.time() - ARRIVAL_WAIT * self.batch_budget.rate.period
 
     def deliver(self, rows: Sequence[Row], lane: Lane) -> Iterator[list[Result]]:
         if lane.batch_endpoint:

@@ -56,9 +56,9 @@ def delivery_trouble(app: Flask, detail: bool = True) -> str | None:
     without `detail`, the error's kind only (for pages anyone may read)."""
     worker = app.extensions.get("delivery")
     trouble = worker.trouble if worker else None
-    if trouble is None or trouble.error is None:
+    if trouble is None or trouble.message is None:
         return None
-    what = trouble.message if detail else f"{trouble.error.__name__} (see /admin or the log)"
+    what = trouble.message if detail else f"{trouble.kind} (see /admin or the log)"
     return f"delivery fails ({trouble.count} tries): {what}"
 
 

@@ -109,10 +109,15 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     return min(3600.0, 2.0 * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)
 
 
+def _cause(exc: BaseException) -> BaseException:
+    """The driver's error under SQLAlchemy's (whose text holds the statement and its
+    parameters: people's data), else `exc`."""
+    return getattr(exc, "orig", None) or exc
+
+
 def describe(exc: BaseException) -> str:
-    """The error in one line: the driver's, without SQLAlchemy's statement and
-    parameters (they carry people's data)."""
-    cause = getattr(exc, "orig", None) or exc
+    """The error in one line."""
+    cause = _cause(exc)
     first = str(cause).strip().splitlines()[:1]
     return f"{type(cause).__name__}: {first[0] if first else 'no message'}"[:300]
 
@@ -126,21 +131,21 @@ class Trouble:
 
     def __init__(self) -> None:
         self.message: str | None = None  # the error of the last step, None: none
-        self.error: type[BaseException] | None = None
+        self.kind = ""  # its class's name
         self.count = 0
         self.since = 0.0
         self._reported_at = 0.0
 
     def failed(self, exc: Exception, now: float) -> None:
         message = describe(exc)
-        what = "store unavailable" if isinstance(exc, sa.exc.DBAPIError) else "step failed"
+        store = isinstance(exc, sa.exc.DBAPIError)
+        what = "store unavailable" if store else "step failed"
         if message != self.message:
             self.recovered()
             # A store error is expected now and then; anything else is a bug to look at.
-            trace = None if isinstance(exc, sa.exc.DBAPIError) else exc
-            log.error("%s, retrying: %s", what, message, exc_info=trace)
+            log.error("%s, retrying: %s", what, message, exc_info=None if store else exc)
             self.message, self.count, self.since, self._reported_at = message, 1, now, now
-            self.error = type(exc)
+            self.kind = type(_cause(exc)).__name__
             return
         self.count += 1
         if now - self._reported_at >= self.REPORT_EVERY:
@@ -151,7 +156,7 @@ class Trouble:
     def recovered(self) -> None:
         if self.message is not None:
             log.info("error ended after %d times: %s", self.count, self.message)
-            self.message, self.error, self.count = None, None, 0
+            self.message, self.count = None, 0
 
 
 @dataclass
@@ -405,12 +410,11 @@ class Worker:
         del self.paused[sender.destination]
         return True
 
-    def _heartbeat(self, now: float, force: bool = False) -> bool:
-        """Report in (every HEARTBEAT_EVERY seconds, or now when `force`); True if it did."""
+    def _heartbeat(self, now: float, force: bool = False) -> None:
+        """Report in (every HEARTBEAT_EVERY seconds, or now when `force`)."""
         if not force and now - self._last_beat < HEARTBEAT_EVERY:
-            return False
+            return
         paused = "; ".join(f"{d}: {p.reason}" for d, p in self.paused.items()) or None
         with store.writing(self.engine) as conn:
             workers.heartbeat(conn, self.name, now, paused)
         self._last_beat = now
-        return True
