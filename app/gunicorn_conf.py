@@ -58,7 +58,7 @@ timeout = 30
 # A stop must fit the platform's grace between SIGTERM and SIGKILL: `docker stop`
 # gives 10 s, Heroku 30 s. The master kills workers still running this long after its
 # SIGTERM; requests are short (ingest commits and answers), and a delivery thread
-# (`serve`) is told to stop as soon as they are done (worker_exit). Where the grace is
+# (`serve`) is told to stop claiming at the SIGTERM (web_worker.py). Where the grace is
 # longer, GUNICORN_CMD_ARGS="--graceful-timeout 25" lets a Drip call in flight (at most
 # 15 s) finish rather than be sent again once its lease ends (README, "A container").
 graceful_timeout = 8
